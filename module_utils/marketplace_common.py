@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Shared helpers for the Equipment Marketplace runbook modules: check results with thresholds,
 # JSON-safe conversion and small validation helpers. Imported by modules as
 # `from ansible.module_utils.marketplace_common import ...`.

@@ -1,0 +1,77 @@
+"""Session-wide fixtures: the reference stack (brought up once, or reused when healthy) and clients."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.helpers import stackenv  # noqa: E402
+
+
+def _stack_healthy() -> bool:
+    if not stackenv.ENV_FILE.exists():
+        return False
+    try:
+        stackenv.stack("wait", timeout=30)
+        return True
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> dict[str, str]:
+    """The reference stack's env (ports, secrets); starts the stack when it is not healthy."""
+    if os.environ.get("EM_SKIP_STACK_UP") != "1" and not _stack_healthy():
+        stackenv.stack("up")
+    return stackenv.read_env()
+
+
+@pytest.fixture(scope="session")
+def pg_params(stack_env) -> dict:
+    """Connection options of the superuser, as the modules take them."""
+    return {
+        "login_host": stack_env["BIND_ADDRESS"],
+        "login_port": int(stack_env["POSTGRES_PORT"]),
+        "login_user": stack_env["POSTGRES_SUPERUSER"],
+        "login_password": stack_env["POSTGRES_PASSWORD"],
+        "login_db": stack_env["POSTGRES_DB"],
+    }
+
+
+@pytest.fixture(scope="session")
+def pg_dsn(stack_env) -> str:
+    e = stack_env
+    return (f"host={e['BIND_ADDRESS']} port={e['POSTGRES_PORT']} dbname={e['POSTGRES_DB']} "
+            f"user={e['POSTGRES_SUPERUSER']} password={e['POSTGRES_PASSWORD']} connect_timeout=5")
+
+
+@pytest.fixture(scope="session")
+def app_dsn(stack_env) -> str:
+    e = stack_env
+    return (f"host={e['BIND_ADDRESS']} port={e['POSTGRES_PORT']} dbname={e['POSTGRES_DB']} "
+            f"user={e['APP_DB_USER']} password={e['APP_DB_PASSWORD']} connect_timeout=5")
+
+
+@pytest.fixture(scope="session")
+def redis_params(stack_env) -> dict:
+    return {
+        "login_host": stack_env["BIND_ADDRESS"],
+        "login_port": int(stack_env["REDIS_PORT"]),
+        "login_password": stack_env["REDIS_PASSWORD"],
+    }
+
+
+@pytest.fixture()
+def redis_client(stack_env):
+    import redis
+
+    client = redis.Redis(host=stack_env["BIND_ADDRESS"], port=int(stack_env["REDIS_PORT"]),
+                         password=stack_env["REDIS_PASSWORD"], socket_timeout=10, decode_responses=True)
+    yield client
+    client.close()

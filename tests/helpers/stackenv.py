@@ -1,0 +1,36 @@
+"""Where the reference stack lives and how to reach it: read from stack/.env (the one env file)."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK_DIR = ROOT / "stack"
+ENV_FILE = STACK_DIR / ".env"
+COMPOSE_FILE = STACK_DIR / "docker-compose.production.yml"
+STACK_SH = STACK_DIR / "bin" / "stack.sh"
+
+
+def read_env(path: Path = ENV_FILE) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        env[key.strip()] = value.strip()
+    return env
+
+
+def compose(*args: str, check: bool = True, timeout: int = 180, capture: bool = True) -> subprocess.CompletedProcess:
+    """Run `docker compose` against the reference stack."""
+    cmd = ["docker", "compose", "--project-directory", str(STACK_DIR), "-f", str(COMPOSE_FILE),
+           "--env-file", str(ENV_FILE), *args]
+    return subprocess.run(cmd, check=check, timeout=timeout, capture_output=capture, text=True)
+
+
+def stack(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run stack/bin/stack.sh (up, wait, reset, ...)."""
+    return subprocess.run(["bash", str(STACK_SH), *args], check=True, timeout=timeout,
+                          capture_output=True, text=True, env={**os.environ})
