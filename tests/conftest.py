@@ -75,3 +75,29 @@ def redis_client(stack_env):
                          password=stack_env["REDIS_PASSWORD"], socket_timeout=10, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def ssh_target():
+    """A private sshd on 127.0.0.1; use inventory/demo-ssh with ``envvars=ssh_target.env``."""
+    from tests.helpers.sshd import PrivateSshd
+
+    sshd = PrivateSshd().start()
+    yield sshd
+    sshd.stop()
+
+
+@pytest.fixture(scope="session")
+def local_host():
+    import testinfra
+
+    return testinfra.get_host("local://")
+
+
+@pytest.fixture(scope="session")
+def container_host(stack_env):
+    """testinfra host of a stack container: container_host('postgres')."""
+    import testinfra
+
+    project = stack_env.get("COMPOSE_PROJECT_NAME", "equipment-marketplace")
+    return lambda service, index=1: testinfra.get_host(f"docker://{project}-{service}-{index}")
