@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Make the self-signed certificate nginx serves: stack/runtime/nginx/ssl/server.{crt,key}.
+# Make the self-signed certificate nginx serves: $EM_STATE_DIR/nginx/ssl/server.{crt,key}.
 # Usage: gen-cert.sh [--days N] [--out DIR] [--domain NAME] [--force]
 # --days sets the validity (tests make one that is about to expire with --days 3).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
 days=${SSL_CERT_DAYS:-365}
 domain=${SSL_DOMAIN:-marketplace.local}
-out="$here/runtime/nginx/ssl"
+out="${EM_STATE_DIR:-/var/lib/equipment-marketplace}/nginx/ssl"
 force=0
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -6,17 +6,28 @@
 #   stack.sh reset    remove containers and volumes, then start with fresh data
 #   stack.sh status   docker compose ps
 #   stack.sh compose ARGS...   run docker compose with the stack's file and env
-# Env: STACK_WAIT_TIMEOUT (s, default 180).
+# Env: STACK_WAIT_TIMEOUT (s, default 180); EM_STATE_DIR (default /var/lib/equipment-marketplace):
+# the env file with the secrets (stack.env) and nginx's ssl/ and maintenance/ directories.
 set -euo pipefail
 STACK_DIR=$(cd "$(dirname "$0")/.." && pwd)
-ENV_FILE="$STACK_DIR/.env"
+# The stack is machine-wide (one compose project, fixed ports, named volumes), so its secrets and
+# runtime files are too: they live in EM_STATE_DIR, and stack/.env is a link to the env file there.
+# A second checkout on the same machine therefore drives the same stack with the same secrets.
+EM_STATE_DIR=${EM_STATE_DIR:-/var/lib/equipment-marketplace}
+ENV_FILE="$EM_STATE_DIR/stack.env"
+ENV_LINK="$STACK_DIR/.env"
 COMPOSE_FILE="$STACK_DIR/docker-compose.production.yml"
 SERVICES=(postgres redis backend nginx prometheus)
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
+ENV_CREATED=0
 ensure_env() {
+  mkdir -p "$EM_STATE_DIR" 2>/dev/null && [ -w "$EM_STATE_DIR" ] \
+    || die "cannot write $EM_STATE_DIR: run as root or set EM_STATE_DIR to a writable directory"
+  chmod 700 "$EM_STATE_DIR"
   if [ ! -f "$ENV_FILE" ]; then
+    ENV_CREATED=1
     log "creating $ENV_FILE with random secrets (from defaults.env)"
     umask 077
     local line key
@@ -28,9 +39,14 @@ ensure_env() {
         printf '%s\n' "$line"
       fi
     done < "$STACK_DIR/defaults.env" > "$ENV_FILE.tmp"
+    printf 'EM_STATE_DIR=%s\n' "$EM_STATE_DIR" >> "$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
   fi
   chmod 600 "$ENV_FILE"
+  if [ "$(readlink "$ENV_LINK" 2>/dev/null)" != "$ENV_FILE" ]; then
+    rm -f "$ENV_LINK"
+    ln -s "$ENV_FILE" "$ENV_LINK"
+  fi
   set -a; . "$ENV_FILE"; set +a
 }
 
@@ -71,8 +87,8 @@ build() {
 }
 
 prepare_dirs() {
-  SSL_CERT_DAYS=$SSL_CERT_DAYS SSL_DOMAIN=$SSL_DOMAIN "$STACK_DIR/bin/gen-cert.sh" >/dev/null
-  mkdir -p "$STACK_DIR/runtime/nginx/maintenance"
+  SSL_CERT_DAYS=$SSL_CERT_DAYS SSL_DOMAIN=$SSL_DOMAIN "$STACK_DIR/bin/gen-cert.sh" --out "$EM_STATE_DIR/nginx/ssl" >/dev/null
+  mkdir -p "$EM_STATE_DIR/nginx/maintenance"
   mkdir -p "${MARKETPLACE_BACKUP_DIR:-/var/backups/equipment-marketplace}"
 }
 
@@ -99,7 +115,18 @@ wait_healthy() {
   done
 }
 
+drop_stale_data() {
+  # A new .env holds new random secrets; data volumes left by an earlier checkout were initialised with
+  # other passwords and would lock the new stack out. Start them afresh (the demo data is reproducible).
+  if [ "$ENV_CREATED" = 1 ] && docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" | grep -q .; then
+    log "new secrets in $ENV_FILE: removing the old stack's containers and data volumes"
+    compose down --remove-orphans --volumes >/dev/null 2>&1 || true
+    docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" | xargs -r docker volume rm -f >/dev/null
+  fi
+}
+
 up() {
+  drop_stale_data
   build
   prepare_dirs
   compose up -d --remove-orphans >/dev/null 2>&1 || compose up -d --remove-orphans

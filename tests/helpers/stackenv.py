@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = ROOT / "stack"
-ENV_FILE = STACK_DIR / ".env"
+STATE_DIR = Path(os.environ.get("EM_STATE_DIR", "/var/lib/equipment-marketplace"))
+ENV_FILE = STATE_DIR / "stack.env"
 COMPOSE_FILE = STACK_DIR / "docker-compose.production.yml"
 STACK_SH = STACK_DIR / "bin" / "stack.sh"
 
