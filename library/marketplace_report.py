@@ -12,9 +12,9 @@ description:
   - The overall status is the worst status of the checks (C(unknown) counts as C(warning)) unless
     I(status) is given.
   - Files are written to a temporary name and renamed, so a reader never sees half a report.
-  - Always returns C(changed=false): a report is output, not a change to the managed system.
-  - Run it on the controller (C(delegate_to: localhost)). Reports are the run's output, so playbooks
-    call it with C(check_mode: false) to leave a report of C(--check) runs too; in check mode the module
+  - Always returns C(changed=false), since a report is output, not a change to the managed system.
+  - Run it on the controller (C(delegate_to=localhost)). Reports are the run's output, so playbooks
+    call it with C(check_mode=false) to leave a report of C(--check) runs too; in check mode the module
     itself writes nothing.
 options:
   playbook:

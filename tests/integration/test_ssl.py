@@ -1,0 +1,108 @@
+"""ssl-check and ssl-renew against the nginx of the reference stack, with a certificate about to expire."""
+from __future__ import annotations
+
+import hashlib
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from tests.helpers import faults, stackenv
+from tests.helpers.playbooks import assert_no_traceback, check_by_name, run
+
+SSL_DIR = stackenv.STATE_DIR / "nginx" / "ssl"
+
+
+def served_fingerprint(port: int) -> str:
+    pem = ssl.get_server_certificate(("127.0.0.1", port), timeout=5)
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def file_fingerprint() -> str:
+    pem = (SSL_DIR / "server.crt").read_text()
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def install_cert(days: int, port: int) -> None:
+    """Make a new self-signed certificate valid `days` days, reload nginx, wait until it is served."""
+    subprocess.run(["bash", str(stackenv.STACK_DIR / "bin" / "gen-cert.sh"), "--days", str(days), "--force",
+                    "--out", str(SSL_DIR)], check=True, capture_output=True)
+    stackenv.compose("exec", "-T", "nginx", "nginx", "-s", "reload")
+    want = file_fingerprint()
+    deadline = time.monotonic() + 20
+    while served_fingerprint(port) != want:
+        assert time.monotonic() < deadline, "nginx did not serve the new certificate"
+        time.sleep(0.5)
+
+
+@pytest.fixture()
+def tls_port(stack_env):
+    faults.wait_healthy("nginx")
+    port = int(stack_env["NGINX_HTTPS_PORT"])
+    yield port
+    # Whatever happened, leave a certificate valid for a year being served.
+    if (SSL_DIR / "server.crt").exists():
+        end = subprocess.run(["openssl", "x509", "-noout", "-checkend", str(300 * 86400),
+                              "-in", str(SSL_DIR / "server.crt")], capture_output=True)
+        if end.returncode != 0 or served_fingerprint(port) != file_fingerprint():
+            install_cert(365, port)
+    for bak in SSL_DIR.glob("*.bak"):
+        bak.unlink()
+
+
+def test_ssl_check_on_a_healthy_certificate(tls_port):
+    result = run("ssl-check")
+    assert result.rc == 0, result.stdout[-2000:]
+    rep = result.report
+    assert rep["status"] == "ok"
+    expiry = check_by_name(rep, "ssl_expiry")
+    assert expiry["status"] == "ok" and expiry["value"] > 300
+    assert check_by_name(rep, "ssl_names")["status"] == "ok"
+    assert check_by_name(rep, "ssl_files")["value"]["matches_served"] is True
+    assert_no_traceback(result)
+
+
+@pytest.mark.destructive
+def test_expiring_certificate_is_critical_then_renewed(tls_port):
+    install_cert(3, tls_port)
+    old = served_fingerprint(tls_port)
+
+    result = run("ssl-check")
+    assert result.rc != 0
+    expiry = check_by_name(result.report, "ssl_expiry")
+    assert expiry["status"] == "critical" and 2 <= expiry["value"] <= 3, expiry
+    assert result.report["status"] == "critical" and result.report["severity"] == "P2"
+    assert "expires in" in result.stdout
+    assert_no_traceback(result)
+
+    # Without confirm, and under --check even with confirm: described, nothing changed.
+    for kwargs in ({}, {"check": True, "extravars": {"confirm": True}}):
+        dry = run("ssl-renew", **kwargs)
+        assert dry.rc == 0, dry.stdout[-2000:]
+        action = dry.report["actions"][0]
+        assert action["changed"] is False and "would generate a self-signed certificate" in action["detail"]
+        assert served_fingerprint(tls_port) == old and file_fingerprint() == old
+    assert "rerun with -e confirm=true" in run("ssl-renew").report["actions"][0]["detail"]
+
+    renewed = run("ssl-renew", extravars={"confirm": True})
+    assert renewed.rc == 0, renewed.stdout[-3000:]
+    assert renewed.report["actions"][0]["changed"] is True
+    new = served_fingerprint(tls_port)
+    assert new != old and new == file_fingerprint()
+    expiry = check_by_name(renewed.report, "ssl_expiry")
+    assert expiry["status"] == "ok" and expiry["value"] > 300
+    assert_no_traceback(renewed)
+
+    after = run("ssl-check")
+    assert after.rc == 0 and check_by_name(after.report, "ssl_expiry")["value"] > 300
+
+
+def test_served_certificate_differs_from_the_files(tls_port):
+    """A certificate written to disk but not reloaded is reported as not being served."""
+    subprocess.run(["bash", str(stackenv.STACK_DIR / "bin" / "gen-cert.sh"), "--days", "365", "--force",
+                    "--out", str(SSL_DIR)], check=True, capture_output=True)
+    result = run("ssl-check")
+    files = check_by_name(result.report, "ssl_files")
+    assert files["status"] == "warning" and files["value"]["matches_served"] is False
+    assert "not the one nginx serves" in files["message"]
