@@ -101,3 +101,8 @@ def container_host(stack_env):
 
     project = stack_env.get("COMPOSE_PROJECT_NAME", "equipment-marketplace")
     return lambda service, index=1: testinfra.get_host(f"docker://{project}-{service}-{index}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `last` (they may stop the Docker daemon the suite runs on) run after all others."""
+    items.sort(key=lambda item: 1 if item.get_closest_marker("last") else 0)

@@ -6,7 +6,8 @@ import re
 
 from runbook.driver import RunResult, run_playbook
 
-TRACEBACK = re.compile(r"Traceback \(most recent call last\)|MODULE FAILURE|An exception occurred during task execution")
+TRACEBACK = re.compile(
+    r"Traceback \(most recent call last\)|MODULE FAILURE|An exception occurred during task execution")
 
 
 def run(playbook: str, **kwargs) -> RunResult:
