@@ -1,0 +1,160 @@
+# Shared Redis code for the Equipment Marketplace runbook modules (redis_health, redis_keys):
+# the common argument spec, one client factory (tests and other modules build clients the same way),
+# connection-error classification and messages that never carry the password.
+# Imported by modules as `from ansible.module_utils.marketplace_redis import ...`.
+from __future__ import annotations
+
+import contextlib
+import traceback
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError:  # pragma: no cover - exercised by a test that hides redis-py
+    redis = None
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+    HAS_REDIS = False
+else:
+    REDIS_IMPORT_ERROR = None
+    HAS_REDIS = True
+
+REDIS_LIB = "redis (redis-py >= 5.0)"
+
+
+def redis_argument_spec():
+    """Connection options every Redis module takes (a fresh dict each call)."""
+    return dict(
+        login_host=dict(type="str", default="localhost"),
+        login_port=dict(type="int", default=6379),
+        login_user=dict(type="str"),
+        login_password=dict(type="str", no_log=True, fallback=(env_fallback, ["REDIS_PASSWORD"])),
+        db=dict(type="int", default=0),
+        tls=dict(type="bool", default=False),
+        validate_certs=dict(type="bool", default=True),
+        ca_certs=dict(type="path"),
+        connect_timeout=dict(type="float", default=3.0),
+        socket_timeout=dict(type="float", default=5.0),
+    )
+
+
+def validate_connection_params(module):
+    """fail_json (nothing done yet) on connection options that cannot work."""
+    p = module.params
+    problems = []
+    if not 1 <= p["login_port"] <= 65535:
+        problems.append("login_port must be between 1 and 65535")
+    if p["db"] < 0:
+        problems.append("db must not be negative")
+    for name in ("connect_timeout", "socket_timeout"):
+        if p[name] <= 0:
+            problems.append("%s must be greater than 0" % name)
+    if problems:
+        module.fail_json(msg="; ".join(problems))
+
+
+def require_redis_lib(module):
+    if not HAS_REDIS:
+        module.fail_json(msg=missing_required_lib(REDIS_LIB), exception=REDIS_IMPORT_ERROR)
+
+
+def redis_client(params, client_name=None, db=None):
+    """Build a redis.Redis client from module params (does not connect yet).
+
+    Short connect and socket timeouts, no automatic retries (an unreachable server must be reported
+    quickly, not after three back-off rounds), RESP2 so that replies parse the same on redis-py 5..8,
+    and binary replies (keys are bytes; callers decode for display).
+    """
+    kwargs = dict(
+        host=params["login_host"],
+        port=params["login_port"],
+        db=params["db"] if db is None else db,
+        username=params.get("login_user") or None,
+        password=params.get("login_password") or None,
+        socket_connect_timeout=params["connect_timeout"],
+        socket_timeout=params["socket_timeout"],
+        retry=Retry(NoBackoff(), 0),
+        protocol=2,
+        decode_responses=False,
+        client_name=client_name,
+    )
+    if params.get("tls"):
+        kwargs.update(ssl=True,
+                      ssl_cert_reqs="required" if params.get("validate_certs", True) else "none",
+                      ssl_check_hostname=bool(params.get("validate_certs", True)),
+                      ssl_ca_certs=params.get("ca_certs"))
+    return redis.Redis(**kwargs)
+
+
+def safe_error(exc, params=None):
+    """The text of an exception with any password from params blanked out."""
+    text = str(exc) or exc.__class__.__name__
+    password = (params or {}).get("login_password")
+    if password:
+        text = text.replace(password, "********")
+    return text
+
+
+def classify_error(exc):
+    """A short kind for a redis-py exception: auth, timeout, connection, permission or error."""
+    if redis is None:
+        return "error"
+    text = str(exc)
+    if isinstance(exc, redis.exceptions.AuthenticationError) or text.startswith(("WRONGPASS", "NOAUTH")) \
+            or "invalid password" in text or "invalid username-password" in text:
+        return "auth"
+    if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
+        return "permission"
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return "timeout"
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        return "connection"
+    return "error"
+
+
+def describe_error(exc, params, action="connect to"):
+    """One-line message for a failed Redis call, naming the endpoint, never the password."""
+    where = "%s:%s" % (params["login_host"], params["login_port"])
+    kind = classify_error(exc)
+    text = safe_error(exc, params)
+    if kind == "auth":
+        return "authentication to Redis at %s failed (check login_user/login_password or REDIS_PASSWORD): %s" \
+            % (where, text)
+    if kind == "timeout":
+        return "timed out trying to %s Redis at %s: %s" % (action, where, text)
+    if kind == "connection":
+        return "cannot %s Redis at %s: %s" % (action, where, text)
+    if kind == "permission":
+        return "Redis at %s refused the command (ACL): %s" % (where, text)
+    return "Redis at %s answered with an error: %s" % (where, text)
+
+
+def connect(params, client_name=None):
+    """Connect and PING. Returns (client, None) or (None, (kind, message)) without raising."""
+    client = None
+    try:
+        client = redis_client(params)
+        client.ping()
+    except Exception as exc:  # redis errors, ssl errors, bad hostnames: all become a reason
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing a half-open client must not mask the reason
+                client.close()
+        return None, (classify_error(exc), describe_error(exc, params))
+    if client_name:
+        # Best effort, after the connection works: an ACL user without CLIENT SETNAME can still be served.
+        with contextlib.suppress(Exception):
+            client.client_setname(client_name)
+    return client, None
+
+
+def decode_key(key, limit=200):
+    """A key (bytes) as display text: undecodable bytes escaped, very long keys shortened."""
+    if isinstance(key, (bytes, bytearray)):
+        text = bytes(key).decode("utf-8", errors="backslashreplace")
+    else:
+        text = str(key)
+    if len(text) > limit:
+        text = text[:limit] + "...(%d chars)" % len(text)
+    return text
