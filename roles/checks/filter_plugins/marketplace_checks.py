@@ -1,0 +1,456 @@
+# Filters shared by the runbook roles (health, database, cache, ...): threshold checks in the report's shape,
+# overall status, the runbook's severity (P0-P3), and the arithmetic that is clumsy in Jinja (Prometheus
+# text-format deltas, histogram quantiles, /proc/stat CPU, disk usage per path). They run on the controller,
+# on data the probes brought back. Roles get them by depending on the `checks` role.
+from __future__ import annotations
+
+import math
+import posixpath
+import re
+
+STATUS_ORDER = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
+SEVERITY_ORDER = {"P3": 1, "P2": 2, "P1": 3, "P0": 4}
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(?:\s+\d+)?\s*$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _num(value):
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _fmt(value, unit=""):
+    if isinstance(value, float):
+        text = ("%.3f" % value).rstrip("0").rstrip(".")
+    else:
+        text = str(value)
+    return text + unit
+
+
+def health_check(value, name, warning=None, critical=None, unit="", label=None, higher_is_worse=True,
+                 component=None, severity=None, extra=None):
+    """A report check comparing ``value`` with warning/critical thresholds (at or beyond = breach).
+
+    ``severity`` maps a status to the runbook severity a breach means (``{'critical': 'P1'}``); it is kept on
+    the check as ``severity`` when that status is reached, and read by ``health_severity``.
+    """
+    label = label or name
+    threshold = {"warning": _num(warning), "critical": _num(critical)}
+    number = _num(value)
+    if number is None:
+        status, message = "unknown", "%s: no value" % label
+    else:
+        def beyond(limit):
+            if limit is None:
+                return False
+            return number >= limit if higher_is_worse else number <= limit
+
+        word = "at or above" if higher_is_worse else "at or below"
+        if beyond(threshold["critical"]):
+            status = "critical"
+            message = "%s %s is %s the critical threshold %s" % (label, _fmt(number, unit), word,
+                                                                 _fmt(threshold["critical"], unit))
+        elif beyond(threshold["warning"]):
+            status = "warning"
+            message = "%s %s is %s the threshold %s" % (label, _fmt(number, unit), word,
+                                                        _fmt(threshold["warning"], unit))
+        else:
+            status = "ok"
+            limit = threshold["warning"] if threshold["warning"] is not None else threshold["critical"]
+            message = "%s %s is within the threshold%s" % (label, _fmt(number, unit),
+                                                          "" if limit is None else " %s" % _fmt(limit, unit))
+        value = number if not float(number).is_integer() or isinstance(value, float) else int(number)
+    check = {"name": name, "status": status, "value": value if number is not None else None,
+             "threshold": threshold, "message": message}
+    if unit:
+        check["unit"] = unit.strip()
+    if component:
+        check["component"] = component
+    if severity and status in severity and severity[status]:
+        check["severity"] = severity[status]
+    if extra:
+        check.update(extra)
+    return check
+
+
+def health_status(checks):
+    """Overall status: the worst of the checks; unknown counts as warning."""
+    worst = "ok"
+    for check in checks or []:
+        status = check.get("status", "unknown")
+        if STATUS_ORDER.get(status, 1) > STATUS_ORDER[worst]:
+            worst = status
+    return "warning" if worst == "unknown" else worst
+
+
+def health_severity(checks):
+    """Runbook severity of a set of checks.
+
+    P0 complete outage / database unavailable / 5xx > 50 %; P1 error rate 5-50 %, responses > 5 s, database
+    connection issues; P2 any other warning or critical; P3 cosmetic (only unknown values); None when all ok.
+    A non-ok check carries its meaning in ``severity`` (set by ``health_check`` or by the role); a non-ok
+    check without one counts as P2 (warning/critical) or P3 (unknown).
+    """
+    worst = None
+    for check in checks or []:
+        status = check.get("status", "unknown")
+        if status == "ok":
+            continue
+        severity = check.get("severity")
+        if severity not in SEVERITY_ORDER:
+            severity = "P3" if status == "unknown" else "P2"
+        if worst is None or SEVERITY_ORDER[severity] > SEVERITY_ORDER[worst]:
+            worst = severity
+    return worst
+
+
+def parse_metrics(text):
+    """Prometheus text format -> list of (name, labels dict, value)."""
+    samples = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = SAMPLE.match(line)
+        if not match:
+            continue
+        value = _num(match.group(4)) if match.group(4) not in ("+Inf", "-Inf") else None
+        if value is None:
+            continue
+        labels = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in LABEL.findall(match.group(3) or "")}
+        samples.append((match.group(1), labels, value))
+    return samples
+
+
+def _le(value):
+    return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
+
+
+def histogram_quantile(quantile, buckets):
+    """Prometheus' histogram_quantile over {le: cumulative count}; None without observations."""
+    ordered = sorted(((_le(le), count) for le, count in buckets.items()), key=lambda b: b[0])
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    total = ordered[-1][1]
+    rank = quantile * total
+    previous_le, previous_count = 0.0, 0.0
+    for le, count in ordered:
+        if count >= rank:
+            if math.isinf(le):
+                # In the +Inf bucket: Prometheus answers the highest finite bound.
+                return previous_le
+            if count == previous_count:
+                return le
+            return previous_le + (le - previous_le) * (rank - previous_count) / (count - previous_count)
+        previous_le, previous_count = le, count
+    return previous_le
+
+
+def _window_counts(samples, exclude_routes):
+    requests, errors, buckets = {}, {}, {}
+    start_time = None
+    for name, labels, value in samples:
+        if labels.get("route") in exclude_routes:
+            continue
+        if name == "http_requests_total":
+            key = (labels.get("method"), labels.get("route"), labels.get("status"))
+            requests[key] = value
+            if str(labels.get("status", "")).startswith("5"):
+                errors[key] = value
+        elif name == "http_request_duration_seconds_bucket" and "le" in labels:
+            key = (labels.get("method"), labels.get("route"), labels["le"])
+            buckets[key] = value
+        elif name == "process_start_time_seconds":
+            start_time = value
+    return requests, errors, buckets, start_time
+
+
+def health_metrics_window(first, second, seconds=None, quantile=0.95, exclude_routes=("/metrics",)):
+    """5xx rate and latency quantile between two samples of a backend's /metrics text.
+
+    Counters are cumulative, so only the deltas tell what happened in the window. A counter that went down
+    (the process restarted) counts from zero. ``exclude_routes`` leaves out scrapes of /metrics itself.
+    """
+    exclude = set(exclude_routes or [])
+    req1, err1, bkt1, start1 = _window_counts(parse_metrics(first), exclude)
+    req2, err2, bkt2, start2 = _window_counts(parse_metrics(second), exclude)
+    restarted = start1 is not None and start2 is not None and start2 != start1
+
+    def delta(after, before):
+        out = {}
+        for key, value in after.items():
+            old = 0.0 if restarted else before.get(key, 0.0)
+            out[key] = value - old if value >= old else value
+        return out
+
+    requests = sum(delta(req2, req1).values())
+    errors = sum(delta(err2, err1).values())
+    per_le = {}
+    for (_method, _route, le), value in delta(bkt2, bkt1).items():
+        per_le[le] = per_le.get(le, 0.0) + value
+    latency = histogram_quantile(quantile, per_le) if per_le else None
+    return {
+        "source": "metrics",
+        "window_seconds": _num(seconds),
+        "requests": int(requests),
+        "errors_5xx": int(errors),
+        "error_rate_pct": round(100.0 * errors / requests, 3) if requests > 0 else None,
+        "p95_seconds": round(latency, 4) if latency is not None else None,
+        "quantile": quantile,
+        "restarted": restarted,
+        "samples_parsed": bool(req2),
+    }
+
+
+def health_prom_scalar(answer):
+    """The single value of a Prometheus instant query answer (JSON), or None (no series, NaN, error)."""
+    if not isinstance(answer, dict) or answer.get("status") != "success":
+        return None
+    data = answer.get("data") or {}
+    result = data.get("result")
+    if data.get("resultType") == "scalar":
+        return _num((result or [None, None])[1])
+    if not result:
+        return None
+    values = [_num((item.get("value") or [None, None])[1]) for item in result]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def health_proc_cpu(first, second):
+    """Busy CPU percentage of the host between two /proc/stat texts (None when it cannot be computed)."""
+    def totals(text):
+        for line in (text or "").splitlines():
+            if line.startswith("cpu "):
+                fields = [float(x) for x in line.split()[1:]]
+                idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+                # guest and guest_nice are already counted in user and nice.
+                total = sum(fields[:8])
+                return total, idle
+        return None
+
+    a, b = totals(first), totals(second)
+    if not a or not b:
+        return None
+    total, idle = b[0] - a[0], b[1] - a[1]
+    if total <= 0:
+        return None
+    return round(100.0 * (total - idle) / total, 2)
+
+
+def health_loadavg(text):
+    """/proc/loadavg text -> {'1m', '5m', '15m'}."""
+    parts = (text or "").split()
+    if len(parts) < 3:
+        return None
+    return {"1m": float(parts[0]), "5m": float(parts[1]), "15m": float(parts[2])}
+
+
+def health_disk_usage(mounts, paths):
+    """For each path, the mount it lives on (longest mount point prefix) with its usage; one entry per mount.
+
+    ``mounts`` is the ``ansible_mounts`` fact.
+    """
+    usable = [m for m in (mounts or []) if m.get("size_total")]
+    out, seen = [], {}
+    for path in paths or []:
+        if not path:
+            continue
+        path = posixpath.normpath(str(path))
+        best = None
+        for mount in usable:
+            point = mount.get("mount", "")
+            if path == point or path.startswith(point.rstrip("/") + "/") or point == "/":
+                if best is None or len(point) > len(best.get("mount", "")):
+                    best = mount
+        if best is None:
+            continue
+        point = best["mount"]
+        if point in seen:
+            seen[point]["paths"].append(path)
+            continue
+        total = float(best["size_total"])
+        available = float(best.get("size_available") or 0)
+        # Share of the capacity that is not available to ordinary users (PostgreSQL, Redis and the backend do
+        # not write as root). With blocks reserved for root this is higher than df's Use%.
+        pct = round(100.0 * (total - available) / total, 2) if total > 0 else None
+        entry = {"mount": point, "device": best.get("device"), "fstype": best.get("fstype"),
+                 "size_total": int(total), "size_available": int(available), "used_pct": pct, "paths": [path]}
+        seen[point] = entry
+        out.append(entry)
+    return out
+
+
+HTTP_COMPONENT = {"nginx_health": "nginx", "api_health": "backend", "api_health_https": "nginx"}
+DEPENDENCY_COMPONENT = {"database": "postgres", "postgres": "postgres", "db": "postgres", "redis": "redis",
+                        "cache": "redis"}
+
+
+def _failing_dependencies(body):
+    """Names of the failing dependencies in an /api/health JSON body ({checks: {database: {status, error}}})."""
+    if not isinstance(body, dict) or not isinstance(body.get("checks"), dict):
+        return []
+    failing = []
+    for name, detail in body["checks"].items():
+        status = detail.get("status") if isinstance(detail, dict) else detail
+        if str(status).lower() not in ("ok", "up", "healthy", "pass"):
+            error = detail.get("error") if isinstance(detail, dict) else None
+            failing.append((name, error))
+    return failing
+
+
+def health_http_checks(probes, latency_warning_s=None, latency_critical_s=None):
+    """Status and latency checks from the http_probe results of nginx_health, api_health, api_health_https.
+
+    Severity: the front door (/health) or the API not answering (no answer, 502, 504, 500) is a complete
+    outage (P0), as is an /api/health 503 that blames the database; a 503 that blames another dependency
+    (Redis) is P1; a slow answer (at or above the critical latency) is P1.
+    """
+    checks = []
+    api_down = False
+    for name in ("nginx_health", "api_health", "api_health_https"):
+        probe = (probes or {}).get(name)
+        if not probe:
+            continue
+        code = probe.get("status", -1)
+        ok = bool(probe.get("ok"))
+        component = HTTP_COMPONENT[name]
+        answered = isinstance(code, int) and code > 0
+        detail = "answered %s" % code if answered else "did not answer (%s)" % (probe.get("reason") or "no answer")
+        message = "%s %s in %s ms" % (probe.get("url"), detail, probe.get("latency_ms"))
+        check = {"name": name, "status": "ok" if ok else "critical", "value": code, "threshold": 200,
+                 "message": message, "component": component, "latency_ms": probe.get("latency_ms"),
+                 "url": probe.get("url")}
+        if not ok:
+            failing = _failing_dependencies(probe.get("json"))
+            if name == "nginx_health":
+                check["severity"] = "P0"
+                check["message"] = "front door down: " + message
+            elif code == 503 and failing:
+                names = [DEPENDENCY_COMPONENT.get(n.lower(), n) for n, _ in failing]
+                check["component"] = ", ".join(names)
+                check["failing_dependencies"] = names
+                check["message"] = "%s; failing: %s" % (message, "; ".join(
+                    "%s (%s)" % (DEPENDENCY_COMPONENT.get(n.lower(), n), e or "error") for n, e in failing))
+                check["severity"] = "P0" if "postgres" in names else "P1"
+            elif name == "api_health" or api_down:
+                check["severity"] = "P0"
+                check["message"] = "API down: " + message
+                api_down = True
+            else:
+                check["severity"] = "P1"
+            if name == "api_health" and code in (-1, 500, 502, 504):
+                api_down = True
+        checks.append(check)
+        if answered and probe.get("latency_ms") is not None:
+            checks.append(health_check(round(probe["latency_ms"] / 1000.0, 4), name + "_latency", latency_warning_s,
+                                       latency_critical_s, unit=" s", label="%s latency" % name,
+                                       component=component, severity={"critical": "P1"}))
+    return checks
+
+
+def health_with_severity(check, mapping, statuses=("critical",)):
+    """Attach the runbook severity ``mapping[name]`` to a check whose status is in ``statuses``."""
+    check = dict(check)
+    if check.get("status") in statuses and check.get("name") in (mapping or {}):
+        check["severity"] = mapping[check["name"]]
+    return check
+
+
+def health_missing(checks, expected, reason):
+    """Unknown checks for the expected names that ``checks`` lacks (a source that did not answer)."""
+    present = {c.get("name") for c in checks or []}
+    out = []
+    for item in expected or []:
+        if item["name"] not in present:
+            out.append({"name": item["name"], "status": "unknown", "value": None,
+                        "threshold": item.get("threshold"), "message": "%s not measured: %s" % (item["name"], reason),
+                        "component": item.get("component")})
+    return out
+
+
+def health_traffic_checks(traffic, p95_warning_s=None, p95_critical_s=None, rate_warning_pct=None,
+                          rate_critical_pct=None, rate_outage_pct=50.0, min_requests=0):
+    """The error_rate_5xx and p95_latency checks from the traffic window the role measured.
+
+    Severity: 5xx at or above ``rate_outage_pct`` is P0, at or above the critical threshold P1, above the
+    warning threshold P2; p95 at or above the critical threshold (responses > 5 s) P1. Fewer than
+    ``min_requests`` requests in the window are reported but not judged.
+    """
+    traffic = traffic or {}
+    source = traffic.get("source")
+    if source == "prometheus":
+        where = "Prometheus, last %s" % traffic.get("window")
+    elif source == "metrics":
+        where = "two /metrics samples %s s apart" % traffic.get("window_seconds")
+    else:
+        where = "no source"
+    reasons = [r for r in (traffic.get("prometheus_reason"), traffic.get("metrics_reason")) if r]
+    requests = traffic.get("requests")
+    errors = traffic.get("errors_5xx")
+    measured = source == "prometheus" or (traffic.get("samples_parsed") and not traffic.get("metrics_reason"))
+    extra = {"source": source, "requests": requests, "errors_5xx": errors}
+
+    rate = health_check(traffic.get("error_rate_pct"), "error_rate_5xx", rate_warning_pct, rate_critical_pct,
+                        unit="%", label="5xx rate", component="backend", extra=extra)
+    if rate["status"] == "unknown":
+        rate["message"] = ("5xx rate: no requests in the window (%s)" % where if measured
+                           else "5xx rate not measured: %s" % ("; ".join(reasons) or "no traffic data"))
+    elif requests is not None and _num(requests) < _num(min_requests or 0) and rate["status"] != "ok":
+        rate["status"] = "ok"
+        rate["judged"] = False
+        rate["message"] = ("5xx rate %s%% (%s of %s requests; %s) not judged: fewer than %s requests"
+                           % (_fmt(rate["value"]), errors, requests, where, min_requests))
+    else:
+        rate["message"] += " (%s of %s requests; %s)" % (errors, requests, where)
+        if rate["status"] in ("warning", "critical"):
+            outage = _num(rate_outage_pct)
+            rate["severity"] = ("P0" if outage is not None and rate["value"] >= outage
+                                else "P1" if rate["status"] == "critical" else "P2")
+
+    p95 = health_check(traffic.get("p95_seconds"), "p95_latency", p95_warning_s, p95_critical_s, unit=" s",
+                       label="p95 latency", component="backend", severity={"critical": "P1"},
+                       extra={"source": source})
+    if p95["status"] == "unknown":
+        p95["message"] = ("p95 latency: no requests in the window (%s)" % where if measured
+                          else "p95 latency not measured: %s" % ("; ".join(reasons) or "no traffic data"))
+    else:
+        p95["message"] += " (%s)" % where
+    return [rate, p95]
+
+
+def checks_prefixed(checks, prefix, component=None):
+    """Prefix check names (``liveness`` -> ``postgres_liveness``) and set a component where none is set."""
+    out = []
+    for check in checks or []:
+        check = dict(check)
+        if not str(check.get("name", "")).startswith(prefix):
+            check["name"] = prefix + str(check.get("name"))
+        if component and not check.get("component"):
+            check["component"] = component
+        out.append(check)
+    return out
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "health_check": health_check,
+            "health_status": health_status,
+            "health_severity": health_severity,
+            "health_metrics_window": health_metrics_window,
+            "health_prom_scalar": health_prom_scalar,
+            "health_proc_cpu": health_proc_cpu,
+            "health_loadavg": health_loadavg,
+            "health_disk_usage": health_disk_usage,
+            "health_http_checks": health_http_checks,
+            "health_with_severity": health_with_severity,
+            "health_traffic_checks": health_traffic_checks,
+            "checks_prefixed": checks_prefixed,
+            "health_missing": health_missing,
+        }
