@@ -1,0 +1,529 @@
+#!/usr/bin/python
+# Streamed, redacted reading of a compose project's logs: error counts per service and the last lines.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: compose_logs
+short_description: Count error lines in a compose project's logs and return the last ones, redacted
+description:
+  - Reads the logs of the containers of a Docker compose project (all services, or the chosen ones)
+    through the Docker SDK for Python, selected by the compose labels, within a C(since)/C(until) window
+    and/or the last C(tail) lines of each container.
+  - The log is streamed line by line; only counters and the last few lines are kept, so memory stays
+    bounded however large the log is. Containers are read in parallel.
+  - Counts per service the lines that match any of the case-insensitive C(patterns) (errors by default),
+    and how many lines each pattern matched, and returns the last C(match_lines) matching lines per
+    service and, optionally, the last C(last_lines) lines.
+  - Before anything is returned, secrets are redacted - the values of every project container's
+    environment variables whose names look like SECRET, PASSWORD, PASSWD, PASSPHRASE, TOKEN, KEY,
+    CREDENTIAL, PRIVATE or AUTH, the password part of any URL value (DATABASE_URL, REDIS_URL, ...),
+    C(extra_secrets), and patterns - bearer and basic authorization values, JWTs,
+    C(scheme://user:password@) URLs, C(password=...) or C(token=...) pairs and C(redact_patterns).
+  - Read-only; check mode reads the same logs. When the daemon cannot be reached the result is
+    C(available=false) with a reason, not a failure.
+version_added: "1.0.0"
+author: Equipment Marketplace operations
+requirements:
+  - docker (Docker SDK for Python) >= 7.1
+options:
+  docker_host:
+    description:
+      - URL of the Docker daemon. Falls back to the E(DOCKER_HOST) environment variable.
+    type: str
+    default: unix:///var/run/docker.sock
+    aliases: [docker_url]
+  timeout:
+    description:
+      - Timeout in seconds of each Docker API call (a log stream, once open, is read to its end).
+    type: int
+    default: 10
+  project:
+    description:
+      - Compose project name. Falls back to the E(COMPOSE_PROJECT_NAME) environment variable.
+    type: str
+    required: true
+    aliases: [project_name]
+  services:
+    description:
+      - Services whose logs are read (default all). An unknown service fails, listing the known ones.
+    type: list
+    elements: str
+    default: []
+  since:
+    description:
+      - Start of the window - a number of seconds ago (C(300)), a duration ago (C(90s), C(15m), C(24h),
+        C(7d), C(1h30m)) or an ISO 8601 timestamp (C(2026-01-31T02:00:00Z); without a zone it is UTC).
+        Unset means from the beginning of the log.
+    type: str
+  until:
+    description:
+      - End of the window, in the same forms as C(since). Unset means now.
+    type: str
+  tail:
+    description:
+      - Only the last N lines of each container's log (within the window). Unset means all lines.
+    type: int
+  patterns:
+    description:
+      - Case-insensitive regular expressions; a line that matches any of them is counted and kept as a
+        match. The default counts error lines (C(error) as a word ending, so C(TypeError) and C([error])
+        count but C(errors_total) does not).
+    type: list
+    elements: str
+    default: ['error\b', 'fatal', 'exception', 'panic']
+  match_lines:
+    description:
+      - How many of the last matching lines to return per service.
+    type: int
+    default: 20
+  last_lines:
+    description:
+      - How many of the last lines (matching or not) to return per service. C(0) returns none.
+    type: int
+    default: 0
+  timestamps:
+    description:
+      - Prefix each returned line with the Docker timestamp of the log entry.
+    type: bool
+    default: true
+  max_line_length:
+    description:
+      - Returned lines are cut to this many characters (after redaction, without leaking a cut secret).
+    type: int
+    default: 2000
+  extra_secrets:
+    description:
+      - More literal values to redact (for example secrets that live outside the containers' environment).
+    type: list
+    elements: str
+    default: []
+  redact_patterns:
+    description:
+      - More regular expressions whose matches are redacted.
+    type: list
+    elements: str
+    default: []
+notes:
+  - Literal values shorter than 4 characters are not redacted literally (they would shred the text);
+    the patterns still apply.
+  - Logs of stopped containers of the project are read too (they tell why a service died).
+"""
+
+EXAMPLES = r"""
+- name: Errors of the last 15 minutes in every service
+  compose_logs:
+    project: equipment-marketplace
+    since: 15m
+  register: recent_logs
+  changed_when: false
+  check_mode: false
+
+- name: Last 200 lines of the backend and nginx, with warnings counted too
+  compose_logs:
+    project: "{{ marketplace_compose_project }}"
+    services: [backend, nginx]
+    tail: 200
+    last_lines: 50
+    patterns: ['error\b', 'fatal', 'warn']
+
+- name: An incident window
+  compose_logs:
+    project: equipment-marketplace
+    since: "2026-01-31T02:00:00Z"
+    until: "2026-01-31T02:30:00Z"
+    match_lines: 100
+"""
+
+RETURN = r"""
+available:
+  description: Whether the Docker daemon answered.
+  returned: always
+  type: bool
+  sample: true
+reason:
+  description: Why the daemon could not be used (only when C(available) is false).
+  returned: when available is false
+  type: str
+project:
+  description: The compose project that was read.
+  returned: always
+  type: str
+  sample: equipment-marketplace
+since:
+  description: Start of the window as an ISO 8601 UTC timestamp (null when unset).
+  returned: when available
+  type: str
+  sample: "2026-01-31T02:00:00+00:00"
+until:
+  description: End of the window as an ISO 8601 UTC timestamp (null when unset).
+  returned: when available
+  type: str
+tail:
+  description: The C(tail) that was applied per container (null for all lines).
+  returned: when available
+  type: int
+patterns:
+  description: The patterns that were counted.
+  returned: when available
+  type: list
+  elements: str
+logs:
+  description:
+    - Per service - C(containers) (names read), C(lines_scanned), C(match_count) (lines matching any
+      pattern), C(pattern_counts) (lines per pattern), C(matches) (last C(match_lines) matching lines),
+      C(last_lines) (last C(last_lines) lines), C(truncated_lines) (lines longer than C(max_line_length))
+      and C(errors) (containers whose log could not be read).
+    - When a service has several containers each line starts with the container name and C( | ).
+  returned: when available
+  type: dict
+  sample:
+    backend:
+      containers: [equipment-marketplace-backend-1]
+      lines_scanned: 1200
+      match_count: 2
+      pattern_counts: {"error\\b": 2, fatal: 0, exception: 0, panic: 0}
+      matches: ['2026-01-31T02:00:01.000000000Z 2026-01-31T02:00:01.000Z ERROR injected fault 500']
+      last_lines: []
+      truncated_lines: 0
+      errors: []
+total_matches:
+  description: Matching lines over all services.
+  returned: when available
+  type: int
+total_lines:
+  description: Lines scanned over all services.
+  returned: when available
+  type: int
+redaction:
+  description: C(secret_values) (distinct literal values redacted when seen) and C(replacements) (redactions made).
+  returned: when available
+  type: dict
+  sample: {secret_values: 6, replacements: 1}
+duration_seconds:
+  description: Wall time of the read.
+  returned: when available
+  type: float
+"""
+
+import collections
+import datetime
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.marketplace_common import json_safe, validate_non_negative
+from ansible.module_utils.marketplace_docker import (
+    DOCKER_ERRORS,
+    Redactor,
+    check_docker_sdk,
+    compose_file_services,
+    connect,
+    container_name,
+    container_service,
+    docker_argument_spec,
+    docker_error_reason,
+    known_projects,
+    list_project_containers,
+    parallel_map,
+    unavailable_result,
+    validate_common,
+)
+
+DEFAULT_PATTERNS = ["error\\b", "fatal", "exception", "panic"]
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+DURATION = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*[smhdw]\s*)+$", re.IGNORECASE)
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DOCKER_TS = re.compile(r"^(\d{4}-\d\d-\d\dT[0-9:.]+(?:Z|[+-]\d\d:\d\d)) ?")
+
+
+def build_argument_spec():
+    return docker_argument_spec(
+        since=dict(type="str"),
+        until=dict(type="str"),
+        tail=dict(type="int"),
+        patterns=dict(type="list", elements="str", default=list(DEFAULT_PATTERNS)),
+        match_lines=dict(type="int", default=20),
+        last_lines=dict(type="int", default=0),
+        timestamps=dict(type="bool", default=True),
+        max_line_length=dict(type="int", default=2000),
+        extra_secrets=dict(type="list", elements="str", default=[], no_log=True),
+        redact_patterns=dict(type="list", elements="str", default=[]),
+    )
+
+
+def parse_point(value, now):
+    """since/until option -> epoch seconds (float). Raises ValueError with a readable message."""
+    text = str(value).strip()
+    if not text:
+        raise ValueError("empty")
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return now - float(text)
+    if DURATION.match(text):
+        seconds = sum(float(n) * UNIT_SECONDS[u.lower()] for n, u in DURATION_PART.findall(text))
+        return now - seconds
+    iso = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+    try:
+        moment = datetime.datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError("not a number of seconds, a duration (15m, 24h, 1h30m) or an ISO 8601 timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def iso(epoch):
+    if epoch is None:
+        return None
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat()
+
+
+def iter_log_lines(chunks, cap):
+    """Split a stream of byte chunks into lines; a line longer than ``cap`` bytes is cut there.
+
+    Yields ``(raw_bytes, cut)``. Never holds more than one chunk plus ``cap`` bytes.
+    """
+    buf = b""
+    skipping = False  # inside the rest of a line that was already cut
+    for chunk in chunks:
+        if not chunk:
+            continue
+        buf += chunk
+        if b"\n" in buf:
+            parts = buf.split(b"\n")
+            buf = parts.pop()
+            for part in parts:
+                if skipping:
+                    skipping = False
+                    continue
+                if len(part) > cap:
+                    yield part[:cap], True
+                else:
+                    yield part, False
+        if len(buf) > cap:
+            if not skipping:
+                yield buf[:cap], True
+                skipping = True
+            buf = b""
+    if buf and not skipping:
+        yield buf, False
+
+
+def open_log_stream(client, info, since, until, tail):
+    """A generator of byte chunks of the container's log (stdout and stderr), and a close function."""
+    kwargs = dict(stdout=True, stderr=True, timestamps=True, follow=False, tail="all" if tail is None else tail)
+    if since is not None:
+        kwargs["since"] = since
+    if until is not None:
+        kwargs["until"] = until
+    if (info.get("Config") or {}).get("Tty"):
+        # The SDK streams a TTY container's log one byte per iteration; read it in blocks instead.
+        params = {"stdout": 1, "stderr": 1, "timestamps": 1, "follow": 0, "tail": kwargs["tail"]}
+        for key in ("since", "until"):
+            if key in kwargs:
+                params[key] = kwargs[key]
+        res = client._get(client._url("/containers/{0}/logs", info["Id"]), params=params, stream=True)
+        client._raise_for_status(res)
+        return res.iter_content(chunk_size=65536), res.close
+    stream = client.logs(info["Id"], stream=True, **kwargs)
+    return stream, stream.close
+
+
+def read_container(client, info, opts, matcher, pattern_list, cap):
+    """Stream one container's log; keep counters and the last lines only (runs in a worker thread)."""
+    counts = {p: 0 for p, _ in pattern_list}
+    matches = collections.deque(maxlen=opts["match_lines"]) if opts["match_lines"] else None
+    last = collections.deque(maxlen=opts["last_lines"]) if opts["last_lines"] else None
+    scanned = matched = cut_lines = 0
+    chunks, close = open_log_stream(client, info, opts["since"], opts["until"], opts["tail"])
+    try:
+        for raw, cut in iter_log_lines(chunks, cap):
+            text = raw.decode("utf-8", errors="replace").rstrip("\r")
+            scanned += 1
+            cut_lines += cut
+            m = DOCKER_TS.match(text)
+            ts, message = (m.group(1), text[m.end():]) if m else ("", text)
+            if matcher.search(message):
+                matched += 1
+                for pattern, regex in pattern_list:
+                    if regex.search(message):
+                        counts[pattern] += 1
+                if matches is not None:
+                    matches.append((ts, message, cut))
+            if last is not None:
+                last.append((ts, message, cut))
+    finally:
+        close()
+    return dict(lines_scanned=scanned, match_count=matched, pattern_counts=counts,
+                matches=list(matches or []), last_lines=list(last or []), truncated_lines=cut_lines)
+
+
+def render(entries, limit, redactor, with_ts, name_prefix, keep):
+    """Merge (ts, message, cut) entries of a service's containers, keep the last ``keep``, redact and cut."""
+    entries = sorted(entries, key=lambda e: e[0])[-keep:] if keep else []
+    out = []
+    for ts, message, cut, cname in entries:
+        line = message
+        if name_prefix:
+            line = "%s | %s" % (cname, line)
+        if with_ts and ts:
+            line = "%s %s" % (ts, line)
+        text, truncated = redactor.redact_truncated(line, limit)
+        if cut and not truncated:
+            text += " [...truncated]"
+        out.append(text)
+    return out
+
+
+def main():
+    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    check_docker_sdk(module)
+    validate_common(module)
+    params = module.params
+    validate_non_negative(module, params, ["tail", "match_lines", "last_lines"])
+    if params["max_line_length"] < 80:
+        module.fail_json(msg="max_line_length must be at least 80")
+
+    # Patterns and window are checked before the daemon is contacted.
+    pattern_list = []
+    for pattern in params["patterns"]:
+        if not pattern:
+            module.fail_json(msg="patterns must not contain an empty pattern")
+        try:
+            pattern_list.append((pattern, re.compile(pattern, re.IGNORECASE)))
+        except re.error as exc:
+            module.fail_json(msg="invalid regular expression in patterns: %r: %s" % (pattern, exc))
+    if not pattern_list:
+        module.fail_json(msg="patterns must not be empty")
+    matcher = re.compile("|".join("(?:%s)" % p for p, _ in pattern_list), re.IGNORECASE)
+    extra_patterns = []
+    for pattern in params["redact_patterns"]:
+        try:
+            extra_patterns.append(re.compile(pattern))
+        except re.error as exc:
+            module.fail_json(msg="invalid regular expression in redact_patterns: %r: %s" % (pattern, exc))
+    now = time.time()
+    window = {}
+    for key in ("since", "until"):
+        if params[key] is None or str(params[key]).strip() == "":
+            window[key] = None
+            continue
+        try:
+            window[key] = parse_point(params[key], now)
+        except ValueError as exc:
+            module.fail_json(msg="invalid %s %r: %s" % (key, params[key], exc))
+        if window[key] <= 0:
+            module.fail_json(msg="invalid %s %r: before 1970" % (key, params[key]))
+    if window["since"] is not None and window["since"] > now + 60:
+        module.fail_json(msg="since %r is in the future" % params["since"])
+    if window["since"] is not None and window["until"] is not None and window["since"] >= window["until"]:
+        module.fail_json(msg="since (%s) must be before until (%s)" % (iso(window["since"]), iso(window["until"])))
+
+    project = params["project"].strip()
+    client, reason = connect(module)
+    if client is None:
+        module.exit_json(**unavailable_result(reason, project=project))
+    try:
+        result = gather(module, client, project, window, pattern_list, matcher, extra_patterns)
+    except DOCKER_ERRORS as exc:
+        module.exit_json(**unavailable_result(docker_error_reason(exc, params["docker_host"]), project=project))
+    finally:
+        client.close()
+    module.exit_json(changed=False, **result)
+
+
+def gather(module, client, project, window, pattern_list, matcher, extra_patterns):
+    params = module.params
+    started = time.monotonic()
+    summaries = list_project_containers(client, project)
+    if not summaries:
+        projects = known_projects(client)
+        module.fail_json(msg="compose project %r has no containers on this Docker host (projects found: %s)"
+                         % (project, ", ".join(projects) or "none"), available=True, project=project)
+    seen = {container_service(s) for s in summaries} - {None}
+    file_services = None
+    for s in summaries:
+        file_services = compose_file_services(s.get("Labels"))
+        if file_services is not None:
+            break
+    known = seen | set(file_services or [])
+    requested = [s.strip() for s in params["services"]]
+    unknown = [s for s in requested if s not in known]
+    if unknown:
+        module.fail_json(msg="unknown service(s) %s in compose project %r (known services: %s)"
+                         % (", ".join(unknown), project, ", ".join(sorted(known))), available=True,
+                         project=project)
+    chosen = sorted(set(requested) if requested else seen)
+
+    # Secrets of every container of the project (a backend may log the database's password).
+    infos = parallel_map(lambda s: client.inspect_container(s["Id"]), summaries, max_workers=32)
+    redactor = Redactor(extra_patterns=extra_patterns)
+    for value in params["extra_secrets"]:
+        redactor.add(value)
+    readable = []
+    for summary, info in zip(summaries, infos, strict=True):
+        if isinstance(info, BaseException):
+            continue  # removed meanwhile
+        redactor.add_env((info.get("Config") or {}).get("Env"))
+        if container_service(summary) in chosen:
+            readable.append((summary, info))
+
+    limit = params["max_line_length"]
+    cap = 4 * (limit + redactor.longest + 16)
+    opts = dict(since=window["since"], until=window["until"], tail=params["tail"],
+                match_lines=params["match_lines"], last_lines=params["last_lines"])
+    results = parallel_map(lambda item: read_container(client, item[1], opts, matcher, pattern_list, cap),
+                           readable, max_workers=16)
+
+    logs = {}
+    for name in chosen:
+        logs[name] = dict(containers=[], lines_scanned=0, match_count=0,
+                          pattern_counts={p: 0 for p, _ in pattern_list}, matches=[], last_lines=[],
+                          truncated_lines=0, errors=[])
+    pending = collections.defaultdict(lambda: {"matches": [], "last_lines": []})
+    for (summary, info), res in zip(readable, results, strict=True):
+        name = container_service(summary)
+        cname = container_name(info) or container_name(summary)
+        entry = logs[name]
+        entry["containers"].append(cname)
+        if isinstance(res, DOCKER_ERRORS):
+            entry["errors"].append("%s: %s" % (cname, docker_error_reason(res)))
+            continue
+        if isinstance(res, BaseException):
+            raise res
+        for key in ("lines_scanned", "match_count", "truncated_lines"):
+            entry[key] += res[key]
+        for pattern, count in res["pattern_counts"].items():
+            entry["pattern_counts"][pattern] += count
+        for key in ("matches", "last_lines"):
+            pending[name][key].extend((*e, cname) for e in res[key])
+    for name, entry in logs.items():
+        entry["containers"].sort()
+        several = len(entry["containers"]) > 1
+        entry["matches"] = render(pending[name]["matches"], limit, redactor, params["timestamps"], several,
+                                  params["match_lines"])
+        entry["last_lines"] = render(pending[name]["last_lines"], limit, redactor, params["timestamps"], several,
+                                     params["last_lines"])
+
+    result = dict(available=True, project=project, since=iso(window["since"]), until=iso(window["until"]),
+                  tail=params["tail"], patterns=[p for p, _ in pattern_list], logs=logs,
+                  total_matches=sum(e["match_count"] for e in logs.values()),
+                  total_lines=sum(e["lines_scanned"] for e in logs.values()),
+                  redaction=dict(secret_values=redactor.secret_count, replacements=redactor.replacements),
+                  duration_seconds=round(time.monotonic() - started, 3))
+    # Last pass: no literal secret anywhere in the result, whatever field it might have reached.
+    return redact_literal_obj(redactor, json_safe(result))
+
+
+def redact_literal_obj(redactor, obj):
+    if isinstance(obj, str):
+        return redactor.redact_literal(obj)
+    if isinstance(obj, dict):
+        return {redact_literal_obj(redactor, k): redact_literal_obj(redactor, v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [redact_literal_obj(redactor, v) for v in obj]
+    return obj
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,341 @@
+"""compose_status against the real reference stack and a throwaway compose project of our own.
+
+The throwaway project (debian:bookworm-slim, network_mode host, no bridge network) has a healthy
+`sleeper`, a `crasher` in a restart loop (exit 3, restart: always), a `sick` service whose healthcheck
+fails, and a `burner` limited to half a CPU and 64 MiB that spins (only during its test; a profile keeps
+it out of the expected services). Stopping and removing services happens
+only there: the reference stack is only read.
+"""
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+import docker
+import pytest
+
+from tests.helpers.modules import assert_return_documented, load_module, run_module
+
+STACK_PROJECT = "equipment-marketplace"
+STACK_SERVICES = {"postgres", "redis", "backend", "nginx", "prometheus"}
+
+COMPOSE_FILE = """
+x-common: &common
+  image: debian:bookworm-slim
+  network_mode: host
+  pull_policy: never
+  stop_grace_period: 1s
+services:
+  sleeper:
+    <<: *common
+    command: ["sleep", "infinity"]
+    healthcheck: {test: ["CMD", "true"], interval: 1s, timeout: 2s, retries: 1}
+  crasher:
+    <<: *common
+    command: ["sh", "-c", "echo crashing; exit 3"]
+    restart: always
+  sick:
+    <<: *common
+    command: ["sleep", "infinity"]
+    healthcheck: {test: ["CMD", "false"], interval: 1s, timeout: 2s, retries: 1}
+  burner:
+    <<: *common
+    profiles: [burn]
+    command: ["sh", "-c", "while :; do :; done"]
+    cpus: 0.5
+    mem_limit: 64m
+"""
+
+
+def _compose(project, workdir, *args, check=True):
+    return subprocess.run(["docker", "compose", "-p", project, "-f", str(workdir / "compose.yml"),
+                           "--profile", "burn", *args],
+                          check=check, capture_output=True, text=True, timeout=120)
+
+
+def _wait(predicate, timeout=30, interval=0.3, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def sdk():
+    client = docker.APIClient(version="auto", timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def throwaway(tmp_path_factory, sdk):
+    """A compose project of our own, torn down (`docker compose down`) whatever happens."""
+    project = "emtest-status-" + uuid.uuid4().hex[:8]
+    workdir = tmp_path_factory.mktemp("compose_status")
+    (workdir / "compose.yml").write_text(COMPOSE_FILE)
+    try:
+        _compose(project, workdir, "up", "-d", "sleeper", "crasher", "sick")
+
+        def container(service):
+            found = sdk.containers(all=True, filters={"label": [f"com.docker.compose.project={project}",
+                                                                f"com.docker.compose.service={service}"]})
+            return sdk.inspect_container(found[0]["Id"]) if found else None
+
+        _wait(lambda: container("sleeper")["State"].get("Health", {}).get("Status") == "healthy",
+              what="sleeper healthy")
+        _wait(lambda: container("sick")["State"].get("Health", {}).get("Status") == "unhealthy",
+              what="sick unhealthy")
+        _wait(lambda: container("crasher")["RestartCount"] >= 2, what="crasher restarted twice")
+        yield {"project": project, "dir": workdir, "container": container}
+    finally:
+        _compose(project, workdir, "down", "--timeout", "1", "--remove-orphans", check=False)
+
+
+# --------------------------------------------------------------------------------------- real stack
+
+
+def test_whole_stack_every_container_described_and_sampled(stack_env):
+    result = run_module("compose_status", {"project": STACK_PROJECT})
+    assert not result.get("failed"), result.get("msg")
+    assert result["available"] is True and result["project_found"] is True
+    assert set(result["expected_services"]) == STACK_SERVICES
+    assert result["expected_source"] == "compose_file"
+    assert set(result["services"]) == STACK_SERVICES
+    for c in result["containers"]:
+        assert c["service"] in STACK_SERVICES
+        assert c["name"].startswith(STACK_PROJECT + "-")
+        assert c["replica"] >= 1
+        assert c["image"].startswith(stack_env.get("STACK_IMAGE_PREFIX", "equipment-marketplace"))
+        assert c["image_id"].startswith("sha256:")
+        if c["state"] == "running":
+            assert c["uptime_seconds"] >= 0 and c["started_at"]
+            stats = c["stats"]
+            assert stats["memory_usage"] > 0 and stats["memory_limit"] >= stats["memory_usage"]
+            assert stats["cpu_percent"] is not None and stats["cpu_percent"] >= 0
+            assert 0.5 <= stats["cpu_window_seconds"] <= 3
+    names = {chk["name"] for chk in result["checks"]}
+    assert {f"service:{s}" for s in STACK_SERVICES} <= names
+    assert result["status"] in ("ok", "warning", "critical")
+    assert_return_documented("compose_status", result)
+
+
+def test_stats_are_sampled_in_parallel():
+    """A non-streaming stats read waits for two rounds of the daemon's 1 s stats collector (1-2 s); read one
+    after another, five containers would take 5-9 s. In parallel the whole module stays near 2 s."""
+    started = time.monotonic()
+    result = run_module("compose_status", {"project": STACK_PROJECT})
+    elapsed = time.monotonic() - started
+    running = [c for c in result["containers"] if c["state"] == "running"]
+    assert len(running) >= 4
+    assert elapsed < 4.5, f"{len(running)} containers took {elapsed:.1f}s: not parallel"
+    stamps = sorted(c["stats"]["sampled_at"] for c in running)
+    from datetime import datetime
+    spread = (datetime.fromisoformat(stamps[-1].replace("Z", "+00:00"))
+              - datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))).total_seconds()
+    assert spread < 1.5, f"samples spread over {spread:.2f}s"
+
+
+def test_service_filter_and_check_mode_and_no_stats():
+    started = time.monotonic()
+    result = run_module("compose_status", {"project": STACK_PROJECT, "services": ["backend", "nginx"],
+                                           "stats": False}, check_mode=True)
+    assert time.monotonic() - started < 1.5
+    assert not result.get("failed"), result.get("msg")
+    assert set(result["services"]) == {"backend", "nginx"}
+    assert {c["service"] for c in result["containers"]} == {"backend", "nginx"}
+    assert all(c["stats"] is None for c in result["containers"])
+    assert result["stats_sampled"] is False
+    assert result["expected_source"] == "services"
+    assert result["changed"] is False
+
+
+def test_unknown_service_fails_listing_known_services():
+    result = run_module("compose_status", {"project": STACK_PROJECT, "services": ["backend", "bakend"]})
+    assert result["failed"] is True
+    assert "bakend" in result["msg"]
+    for name in STACK_SERVICES:
+        assert name in result["msg"]
+
+
+def test_missing_project_fails_or_reports_per_option():
+    result = run_module("compose_status", {"project": "no-such-project-x"})
+    assert result["failed"] is True
+    assert "no-such-project-x" in result["msg"] and STACK_PROJECT in result["msg"]
+
+    result = run_module("compose_status", {"project": "no-such-project-x", "fail_on_missing_project": False,
+                                           "expected_services": ["web", "db"]})
+    assert not result.get("failed")
+    assert result["project_found"] is False
+    assert result["status"] == "critical"
+    assert result["missing"] == ["db", "web"]
+    assert_return_documented("compose_status", result)
+
+
+@pytest.mark.parametrize("host", ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"])
+def test_daemon_down_is_a_result_not_a_traceback(host):
+    result = run_module("compose_status", {"project": STACK_PROJECT, "docker_host": host, "timeout": 3})
+    assert not result.get("failed"), result
+    assert result["available"] is False
+    assert "cannot talk to the Docker daemon" in result["reason"]
+    assert "Traceback" not in result["_raw"]
+    assert_return_documented("compose_status", result)
+
+
+def test_env_fallbacks(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    monkeypatch.setenv("COMPOSE_PROJECT_NAME", STACK_PROJECT)
+    result = run_module("compose_status", {"stats": False})
+    assert result["available"] is False and "/nonexistent/docker.sock" in result["reason"]
+    monkeypatch.delenv("DOCKER_HOST")
+    result = run_module("compose_status", {"stats": False})
+    assert result["available"] is True and result["project"] == STACK_PROJECT
+
+
+def test_bad_input_fails_cleanly():
+    for args, text in [({"restart_count_warning": -1}, "negative"),
+                       ({"memory_percent_warning": -5.0}, "negative"),
+                       ({"timeout": 0}, "timeout"),
+                       ({"services": [""]}, "empty")]:
+        result = run_module("compose_status", {"project": STACK_PROJECT, **args})
+        assert result["failed"] is True and text in result["msg"], (args, result["msg"])
+
+
+# ------------------------------------------------------------------------------- throwaway project
+
+
+def test_restart_loop_shows_restart_count(throwaway):
+    result = run_module("compose_status", {"project": throwaway["project"], "services": ["crasher"],
+                                           "stats": False})
+    [crasher] = result["containers"]
+    assert crasher["restart_count"] >= 2
+    assert crasher["restart_policy"] == "always"
+    assert crasher["exit_code"] == 3
+    assert crasher["state"] in ("restarting", "exited", "running")
+    assert result["services"]["crasher"]["max_restart_count"] >= 2
+    assert "restarted" in result["services"]["crasher"]["message"]
+    assert result["status"] in ("warning", "critical")
+    restarts = next(c for c in result["checks"] if c["name"] == "restarts:" + crasher["name"])
+    assert restarts["status"] == "warning" and restarts["value"] >= 2
+    # Most of a restart loop is spent in the back-off: the service shows as restarting.
+    _wait(lambda: "crasher" in run_module("compose_status", {"project": throwaway["project"],
+                                                             "services": ["crasher"], "stats": False})["restarting"],
+          timeout=15, what="crasher reported as restarting")
+
+
+def test_unhealthy_service_is_listed(throwaway):
+    result = run_module("compose_status", {"project": throwaway["project"], "stats": False})
+    assert "sick" in result["unhealthy"]
+    assert result["services"]["sick"]["status"] == "critical"
+    [sick] = [c for c in result["containers"] if c["service"] == "sick"]
+    assert sick["health"] == "unhealthy" and sick["health_failing_streak"] >= 1
+    assert result["services"]["sleeper"]["status"] == "ok"
+    assert result["status"] == "critical"
+    assert_return_documented("compose_status", result)
+
+
+def test_cpu_and_memory_sample_of_a_limited_busy_container(throwaway):
+    _compose(throwaway["project"], throwaway["dir"], "up", "-d", "burner")
+    try:
+        _check_burner(throwaway)
+    finally:
+        _compose(throwaway["project"], throwaway["dir"], "rm", "-s", "-f", "burner")
+
+
+def _check_burner(throwaway):
+    time.sleep(1.0)  # let it spin for a full sampling interval
+    result = run_module("compose_status", {"project": throwaway["project"], "services": ["burner", "sleeper"],
+                                           "cpu_percent_warning": 2.0, "cpu_percent_critical": 200.0})
+    by_service = {c["service"]: c for c in result["containers"]}
+    burner = by_service["burner"]["stats"]
+    # cpus: 0.5 caps it at 50 % of one core (less when the machine is busy with other tests)
+    assert 2.0 <= burner["cpu_percent"] <= 56.0, burner
+    assert burner["memory_limit"] == 64 * 1024 * 1024 and burner["memory_limited"] is True
+    assert 0 < burner["memory_percent"] < 100
+    assert by_service["sleeper"]["stats"]["cpu_percent"] < 2.0
+    assert by_service["sleeper"]["stats"]["memory_limited"] is False
+    cpu_check = next(c for c in result["checks"] if c["name"] == "cpu:" + by_service["burner"]["name"])
+    assert cpu_check["status"] == "warning"
+
+
+def test_cpu_percent_equals_docker_stats_for_the_same_sample(throwaway, sdk):
+    """Subscribed in the same daemon interval, `docker stats` and the module see the same two samples:
+    their CPU% must agree (that checks the formula, the precpu handling and the per-core scale)."""
+    mod = load_module("compose_status")
+    _compose(throwaway["project"], throwaway["dir"], "up", "-d", "burner")
+    try:
+        burner = throwaway["container"]("burner")
+        pairs = []
+        for _ in range(4):
+            cli = subprocess.Popen(["docker", "stats", "--no-stream", "--format", "{{.CPUPerc}}", burner["Name"][1:]],
+                                   stdout=subprocess.PIPE, text=True)
+            time.sleep(0.05)
+            ours = mod.sample_stats(sdk, burner["Id"], True)
+            theirs = float(cli.communicate(timeout=30)[0].strip().rstrip("%"))
+            pairs.append((ours["cpu_percent"], theirs))
+            if abs(ours["cpu_percent"] - theirs) <= 0.05 and theirs > 1.0:
+                break
+        assert any(abs(a - b) <= 0.05 and b > 1.0 for a, b in pairs), pairs
+    finally:
+        _compose(throwaway["project"], throwaway["dir"], "rm", "-s", "-f", "burner")
+
+
+def test_stopped_then_removed_service_is_reported_exited_then_missing(throwaway):
+    project, workdir = throwaway["project"], throwaway["dir"]
+    try:
+        _compose(project, workdir, "stop", "sleeper")
+        result = run_module("compose_status", {"project": project, "stats": False})
+        assert "sleeper" in result["exited"]
+        assert result["services"]["sleeper"]["status"] == "critical"
+        assert result["services"]["sleeper"]["states"] == {"exited": 1}
+        assert result["status"] == "critical"
+        assert "exited: " in result["summary"] and "sleeper" in result["summary"]
+
+        _compose(project, workdir, "rm", "-f", "sleeper")
+        result = run_module("compose_status", {"project": project, "stats": False})
+        assert result["expected_source"] == "compose_file"
+        assert "sleeper" in result["missing"]
+        assert result["services"]["sleeper"]["replicas"] == 0
+        assert result["services"]["sleeper"]["status"] == "critical"
+        # named explicitly, a removed service is missing, not unknown
+        result = run_module("compose_status", {"project": project, "services": ["sleeper"], "stats": False})
+        assert not result.get("failed") and result["missing"] == ["sleeper"]
+    finally:
+        _compose(project, workdir, "up", "-d", "sleeper")
+
+
+def test_cpu_percent_falls_back_to_a_second_read_when_precpu_is_empty():
+    """Pure check of the CPU computation (what cgroup v1 gives on a first read with an empty precpu)."""
+    mod = load_module("compose_status")
+
+    def cpu(total, system):
+        return {"cpu_usage": {"total_usage": total, "percpu_usage": [0, 0]}, "system_cpu_usage": system,
+                "online_cpus": 2}
+
+    class FakeClient:
+        api_version = "1.41"
+
+        def __init__(self):
+            self.calls = []
+
+        def stats(self, cid, stream=True, one_shot=None):
+            self.calls.append(one_shot)
+            if len(self.calls) == 1:
+                return {"read": "2026-01-01T00:00:01Z", "preread": "0001-01-01T00:00:00Z",
+                        "cpu_stats": cpu(1_000_000_000, 100_000_000_000), "precpu_stats": {"cpu_usage": {}},
+                        "memory_stats": {"usage": 300, "limit": 1000, "stats": {"total_inactive_file": 100}}}
+            # 0.5 s of CPU over 1 s of wall time on 2 CPUs (system delta 2e9 ns)
+            return {"read": "2026-01-01T00:00:02Z", "cpu_stats": cpu(1_500_000_000, 102_000_000_000)}
+
+    fake = FakeClient()
+    stats = mod.sample_stats(fake, "abc", memory_limited=True)
+    assert fake.calls == [None, True]
+    assert stats["cpu_method"] == "second_read"
+    assert stats["cpu_percent"] == pytest.approx(50.0)
+    assert stats["cpu_window_seconds"] == pytest.approx(1.0)
+    assert stats["memory_usage"] == 200 and stats["memory_percent"] == pytest.approx(20.0)
+    assert mod.cpu_percent(cpu(5, 10), {"cpu_usage": {"total_usage": 0}}) is None
+
