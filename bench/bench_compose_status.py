@@ -35,7 +35,7 @@ RUNNER = """
 import json, sys
 sys.path.insert(0, {root!r})
 from tests.helpers.modules import run_module
-result = run_module("compose_status", {{"project": {project!r}}})
+result = run_module("compose_status", {{"project": {project!r}, "stats": {stats!r}}})
 result.pop("_raw", None)
 print(json.dumps({{"failed": result.get("failed"), "msg": result.get("msg"), "status": result.get("status"),
                   "containers": len(result.get("containers") or []),
@@ -44,9 +44,9 @@ print(json.dumps({{"failed": result.get("failed"), "msg": result.get("msg"), "st
 """
 
 
-def run_module_process(project: str) -> tuple[float, dict]:
+def run_module_process(project: str, stats: bool = True) -> tuple[float, dict]:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", RUNNER.format(root=str(ROOT), project=project)],
+    proc = subprocess.run([sys.executable, "-c", RUNNER.format(root=str(ROOT), project=project, stats=stats)],
                           capture_output=True, text=True, check=True, timeout=120, cwd=ROOT)
     elapsed = time.perf_counter() - started
     info = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -63,6 +63,12 @@ def run_runbook() -> tuple[float, dict]:
     elapsed = time.perf_counter() - started
     return elapsed, {"stats_rows": len(stats.stdout.strip().splitlines()) - 1,
                      "ps_rows": len(ps.stdout.strip().splitlines()) - 1}
+
+
+def run_ps() -> float:
+    started = time.perf_counter()
+    stackenv.compose("ps", timeout=120)
+    return time.perf_counter() - started
 
 
 def main() -> int:
@@ -103,6 +109,23 @@ def main() -> int:
           f"({last_runbook['ps_rows']} rows): median {med_runbook:.3f}s")
     print(f"ratio compose_status / runbook = {med_module / med_runbook:.2f}  "
           f"({'faster' if med_module < med_runbook else 'NOT faster'}; goal: faster)")
+    print(f"ratio without the Python start-up (module gather / runbook) = {med_inner / med_runbook:.2f}; "
+          f"start-up + imports cost {med_module - med_inner:.3f}s (CPU-bound: grows with the machine's load)")
+
+    # Without the CPU/memory sample: compose_status stats=false against `docker compose ps` alone.
+    nostats, ps_times, nostats_inner = [], [], []
+    for rep in range(args.reps):
+        for side in (("module", "ps") if rep % 2 == 0 else ("ps", "module")):
+            if side == "module":
+                elapsed, info = run_module_process(args.project, stats=False)
+                nostats.append(elapsed)
+                nostats_inner.append(info["duration_seconds"])
+            else:
+                ps_times.append(run_ps())
+    med_nostats, med_ps = statistics.median(nostats), statistics.median(ps_times)
+    print(f"compose_status stats=false: median {med_nostats:.3f}s "
+          f"[gather {statistics.median(nostats_inner):.3f}s]  vs  docker compose ps: median "
+          f"{med_ps:.3f}s  -> ratio {med_nostats / med_ps:.2f}")
     return 0
 
 
