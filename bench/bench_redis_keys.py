@@ -66,14 +66,19 @@ def _pinger(conn_kwargs, interval, ready, stop, out):
         pass
     client = redis.Redis(**conn_kwargs)
     client.ping()
-    rtts = []
+    rtts, errors = [], 0
     ready.set()
     while not stop.is_set():
         start = time.perf_counter()
-        client.ping()
+        try:
+            client.ping()
+        except redis.exceptions.RedisError:  # the server went away: count it, keep trying
+            errors += 1
+            time.sleep(0.5)
+            continue
         rtts.append((time.perf_counter() - start) * 1000.0)
         time.sleep(interval)
-    out.send(rtts)
+    out.send((rtts, errors))
     out.close()
 
 
@@ -96,7 +101,7 @@ class Pinger:
 
     def __exit__(self, *exc):
         self.stop_event.set()
-        rtts = self.recv.recv() if self.recv.poll(30) else []
+        rtts, errors = self.recv.recv() if self.recv.poll(30) else ([], -1)
         self.proc.join(10)
         rtts.sort()
         self.stats = {
@@ -105,6 +110,7 @@ class Pinger:
             "p99_ms": round(rtts[max(0, int(len(rtts) * 0.99) - 1)], 2) if rtts else None,
             "median_ms": round(statistics.median(rtts), 3) if rtts else None,
             "over_50ms": sum(1 for r in rtts if r > 50),
+            "failed_pings": errors,
         }
         return False
 
@@ -199,6 +205,42 @@ def run_shell(env, script):
     if proc.returncode != 0:
         raise RuntimeError("shell pipeline failed (%s): %s" % (proc.returncode, proc.stderr[-2000:]))
     return wall
+
+
+def cleanup(client, args, old_persistence, raised, old_maxmemory, evicted_before):
+    """Undo everything; if the server went away meanwhile (restarted by someone), wait for it to come back.
+
+    Redis restarts from its AOF, so the benchmark keys would come back with it: they are removed as soon as it
+    answers again (up to 5 minutes); a restart also resets CONFIG SET changes from the config file.
+    """
+    deadline = time.monotonic() + 300
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                print("WARNING: Redis is unreachable; database %d may still hold the benchmark keys (bench:*). "
+                      "Run FLUSHDB ASYNC on db %d when it is back." % (args.db, args.db), file=sys.stderr)
+                return
+            print("Redis unreachable; waiting for it to come back to clean up ...", file=sys.stderr, flush=True)
+            time.sleep(5)
+    client.flushdb(asynchronous=True)
+    print("database %d emptied (FLUSHDB ASYNC)" % args.db)
+    if old_persistence:
+        for key, value in old_persistence.items():
+            client.config_set(key, value)
+        print("persistence settings restored: %s" % old_persistence)
+    if raised:
+        client.config_set("maxmemory", old_maxmemory)
+        print("maxmemory restored to %d bytes" % old_maxmemory)
+    evicted = client.info("stats")["evicted_keys"] - evicted_before
+    print("evicted keys during the benchmark (server-wide; meaningless if the server restarted): %d" % evicted)
+    if not args.keep_diagnostics:
+        client.execute_command("LATENCY", "RESET")
+        client.execute_command("SLOWLOG", "RESET")
+        print("LATENCY RESET and SLOWLOG RESET done (the KEYS run leaves events behind)")
+    client.close()
 
 
 def main():
@@ -323,22 +365,15 @@ def main():
         with Pinger(pinger_conn, interval) as idle_end:
             time.sleep(3)
         print("  idle: %s" % idle_end.stats)
+    except (redis.exceptions.ConnectionError, RuntimeError) as exc:
+        failure = exc
+        print("BENCHMARK ABORTED: %s" % exc, file=sys.stderr)
+    else:
+        failure = None
     finally:
-        client.flushdb(asynchronous=True)
-        if old_persistence:
-            for key, value in old_persistence.items():
-                client.config_set(key, value)
-            print("persistence settings restored: %s" % old_persistence)
-        if raised:
-            client.config_set("maxmemory", old_maxmemory)
-            print("maxmemory restored to %d bytes" % old_maxmemory)
-        evicted = client.info("stats")["evicted_keys"] - evicted_before
-        print("evicted keys during the benchmark (server-wide): %d" % evicted)
-        if not args.keep_diagnostics:
-            client.execute_command("LATENCY", "RESET")
-            client.execute_command("SLOWLOG", "RESET")
-            print("LATENCY RESET and SLOWLOG RESET done (the KEYS run leaves events behind)")
-        client.close()
+        cleanup(client, args, old_persistence, raised, old_maxmemory, evicted_before)
+    if failure is not None:
+        sys.exit(1)
 
     print()
     print("%-32s %4s %11s %9s %8s %11s %11s %14s %5s %s" % (
