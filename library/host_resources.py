@@ -1,0 +1,483 @@
+#!/usr/bin/python
+# Host resources from /proc and statvfs: memory, load, CPU over a window, disk space, top processes.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: host_resources
+short_description: Memory, load, CPU, disk space and the top processes of a Linux host, with thresholds
+description:
+  - Reads C(/proc/meminfo), C(/proc/loadavg), C(/proc/stat) and every C(/proc/<pid>/stat), and
+    C(statvfs) of the given paths, on the host the module runs on (the Docker host).
+  - Host CPU and per-process CPU are measured between two samples taken I(sample_seconds) apart (the
+    lifetime counters in C(/proc) say nothing about now). Process CPU is in percent of one core
+    (100 = one full core), like C(top) and C(docker stats).
+  - Processes are reported by pid, name (C(comm)), user, CPU and resident memory, and the 12-character
+    id of the Docker container they run in when their cgroup names one. Command lines are never read, so
+    a secret passed as an argument cannot reach the result.
+  - Each judged value becomes a check C({name, status, value, threshold, message}); C(status) is the
+    worst of them.
+  - Read-only; check mode gathers the same.
+version_added: "1.0.0"
+author: Equipment Marketplace operations
+options:
+  sections:
+    description:
+      - What to gather, any of C(memory), C(load), C(cpu), C(disk), C(processes).
+    type: list
+    elements: str
+    default: [memory, load, cpu, disk, processes]
+  paths:
+    description:
+      - Paths whose file system is measured. A path that does not exist is measured at its nearest
+        existing parent (reported as C(measured_path)).
+    type: list
+    elements: path
+    default: [/]
+  sample_seconds:
+    description:
+      - Window between the two CPU samples (host CPU and per-process CPU).
+    type: float
+    default: 1.0
+  top:
+    description:
+      - How many processes to list by CPU and by memory.
+    type: int
+    default: 10
+  memory_warning_pct:
+    description: Used memory (total minus C(MemAvailable)) in percent of the total at which the check warns.
+    type: float
+    default: 85.0
+  memory_critical_pct:
+    description: Used memory percentage at which the check is critical.
+    type: float
+    default: 95.0
+  disk_warning_pct:
+    description: Used space (or inodes) of a file system in percent at which its check warns.
+    type: float
+    default: 80.0
+  disk_critical_pct:
+    description: Used space (or inodes) percentage at which the check is critical.
+    type: float
+    default: 90.0
+  cpu_warning_pct:
+    description: Busy CPU of the whole host over the window (100 = all cores busy) at which the check warns.
+    type: float
+    default: 80.0
+  cpu_critical_pct:
+    description: Busy CPU percentage at which the check is critical.
+    type: float
+    default: 95.0
+  load_warning_per_cpu:
+    description: 5-minute load average per CPU at which the load check warns.
+    type: float
+    default: 1.0
+  load_critical_per_cpu:
+    description: 5-minute load average per CPU at which the load check is critical.
+    type: float
+    default: 2.0
+notes:
+  - Linux only (it reads C(/proc)).
+  - Inside a container the figures are those the container sees.
+"""
+
+EXAMPLES = r"""
+- name: Host resources during an incident
+  host_resources:
+    paths: [/, /var/lib/docker, /var/backups/equipment-marketplace]
+  register: host
+  changed_when: false
+  check_mode: false
+
+- name: Only memory and the biggest processes, with the runbook's threshold
+  host_resources:
+    sections: [memory, processes]
+    memory_warning_pct: "{{ marketplace_threshold_memory_pct }}"
+    top: 5
+
+- name: Disk space only
+  host_resources:
+    sections: [disk]
+    paths: [/, /var/lib/docker]
+    disk_warning_pct: 80
+"""
+
+RETURN = r"""
+memory:
+  description: C(total_bytes), C(available_bytes), C(used_bytes), C(used_pct), C(swap_total_bytes),
+    C(swap_used_bytes), C(swap_used_pct) (null without swap).
+  returned: when the memory section is gathered
+  type: dict
+  sample: {total_bytes: 16777216000, available_bytes: 8388608000, used_bytes: 8388608000, used_pct: 50.0}
+load:
+  description: C(load1), C(load5), C(load15), C(cpus) (CPUs this process may run on), C(per_cpu1),
+    C(per_cpu5), C(per_cpu15), C(runnable) and C(threads).
+  returned: when the load section is gathered
+  type: dict
+  sample: {load1: 0.5, load5: 0.4, load15: 0.3, cpus: 4, per_cpu5: 0.1}
+cpu:
+  description: Host CPU over the window in percent of all CPUs - C(busy_pct), C(user_pct), C(system_pct),
+    C(iowait_pct), C(steal_pct) - and C(window_seconds), C(cpus).
+  returned: when the cpu section is gathered
+  type: dict
+disks:
+  description: Per path - C(path), C(measured_path), C(total_bytes), C(used_bytes), C(free_bytes)
+    (available to unprivileged users), C(used_pct), C(inodes_total), C(inodes_used_pct).
+  returned: when the disk section is gathered
+  type: list
+  elements: dict
+processes:
+  description:
+    - C(count), C(window_seconds), C(top_cpu) and C(top_memory), each a list of C({pid, name, user,
+      state, cpu_pct, rss_bytes, mem_pct, threads, container_id}). C(cpu_pct) is over the window in
+      percent of one core; C(container_id) is null for processes outside containers. The module's own
+      process is left out.
+  returned: when the processes section is gathered
+  type: dict
+uptime_seconds:
+  description: Seconds since the host booted.
+  returned: always
+  type: float
+checks:
+  description: Checks C(host_memory), C(host_load), C(host_cpu), C(disk:<path>), C(inodes:<path>), each
+    C({name, status, value, threshold, message}).
+  returned: always
+  type: list
+  elements: dict
+status:
+  description: Worst status of the checks.
+  returned: always
+  type: str
+  sample: ok
+summary:
+  description: One line with the main figures.
+  returned: always
+  type: str
+"""
+
+import os
+import pwd
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.marketplace_common import (
+    json_safe,
+    threshold_check,
+    validate_choices_list,
+    validate_non_negative,
+    worst_status,
+)
+
+SECTIONS = ("memory", "load", "cpu", "disk", "processes")
+CONTAINER_IN_CGROUP = re.compile(r"(?:docker[-/]|/containers/|crio-|containerd-)([0-9a-f]{64})")
+PROC = "/proc"
+
+
+def build_argument_spec():
+    return dict(
+        sections=dict(type="list", elements="str", default=list(SECTIONS)),
+        paths=dict(type="list", elements="path", default=["/"]),
+        sample_seconds=dict(type="float", default=1.0),
+        top=dict(type="int", default=10),
+        memory_warning_pct=dict(type="float", default=85.0),
+        memory_critical_pct=dict(type="float", default=95.0),
+        disk_warning_pct=dict(type="float", default=80.0),
+        disk_critical_pct=dict(type="float", default=90.0),
+        cpu_warning_pct=dict(type="float", default=80.0),
+        cpu_critical_pct=dict(type="float", default=95.0),
+        load_warning_per_cpu=dict(type="float", default=1.0),
+        load_critical_per_cpu=dict(type="float", default=2.0),
+    )
+
+
+def _read(path):
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def _pct(part, whole):
+    return round(100.0 * part / whole, 2) if whole else None
+
+
+def named_check(name, component, **kwargs):
+    result = threshold_check(**kwargs)
+    result.update(name=name, component=component)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ memory
+
+def read_meminfo():
+    info = {}
+    for line in _read(os.path.join(PROC, "meminfo")).splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if parts:
+            info[key.strip()] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
+    return info
+
+
+def memory_section(info):
+    total = info.get("MemTotal", 0)
+    available = info.get("MemAvailable")
+    if available is None:  # kernels before 3.14
+        available = info.get("MemFree", 0) + info.get("Buffers", 0) + info.get("Cached", 0)
+    swap_total = info.get("SwapTotal", 0)
+    swap_used = swap_total - info.get("SwapFree", 0)
+    return {
+        "total_bytes": total,
+        "available_bytes": available,
+        "used_bytes": total - available,
+        "used_pct": _pct(total - available, total),
+        "swap_total_bytes": swap_total,
+        "swap_used_bytes": swap_used,
+        "swap_used_pct": _pct(swap_used, swap_total),
+    }
+
+
+def _gib(value):
+    return "%.1f GiB" % (value / 1024.0 ** 3)
+
+
+# ------------------------------------------------------------------------------------------- load / cpu
+
+def cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def load_section():
+    fields = _read(os.path.join(PROC, "loadavg")).split()
+    load1, load5, load15 = (float(x) for x in fields[:3])
+    runnable, _, threads = fields[3].partition("/")
+    cpus = cpu_count()
+    return {"load1": load1, "load5": load5, "load15": load15, "cpus": cpus,
+            "per_cpu1": round(load1 / cpus, 2), "per_cpu5": round(load5 / cpus, 2),
+            "per_cpu15": round(load15 / cpus, 2), "runnable": int(runnable), "threads": int(threads or 0)}
+
+
+def read_cpu_times():
+    """The aggregate `cpu` line of /proc/stat: user nice system idle iowait irq softirq steal."""
+    for line in _read(os.path.join(PROC, "stat")).splitlines():
+        if line.startswith("cpu "):
+            values = [int(x) for x in line.split()[1:]]
+            return (values + [0] * 8)[:8]
+    return None
+
+
+def cpu_section(before, after, window):
+    if before is None or after is None:
+        return None
+    delta = [b - a for a, b in zip(before, after, strict=False)]
+    total = sum(delta)
+    if total <= 0:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = delta
+    return {"busy_pct": _pct(total - idle - iowait, total), "user_pct": _pct(user + nice, total),
+            "system_pct": _pct(system + irq + softirq, total), "iowait_pct": _pct(iowait, total),
+            "steal_pct": _pct(steal, total), "window_seconds": round(window, 3), "cpus": cpu_count()}
+
+
+# ---------------------------------------------------------------------------------------------- disks
+
+def nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def disk_entry(path):
+    measured = nearest_existing(path)
+    st = os.statvfs(measured)
+    total = st.f_blocks * st.f_frsize
+    free_root = st.f_bfree * st.f_frsize
+    avail = st.f_bavail * st.f_frsize
+    used = total - free_root
+    # Like df: used / (used + available to users).
+    used_pct = _pct(used, used + avail)
+    inodes_used_pct = _pct(st.f_files - st.f_ffree, st.f_files) if st.f_files else None
+    return {"path": path, "measured_path": measured, "total_bytes": total, "used_bytes": used,
+            "free_bytes": avail, "used_pct": used_pct, "inodes_total": st.f_files,
+            "inodes_used_pct": inodes_used_pct}
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+_USERS = {}
+
+
+def _user(uid):
+    if uid not in _USERS:
+        try:
+            _USERS[uid] = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            _USERS[uid] = str(uid)
+    return _USERS[uid]
+
+
+def read_process(pid):
+    """pid -> dict from /proc/<pid>/stat (+ uid, container id); None when the process went away."""
+    base = os.path.join(PROC, pid)
+    try:
+        raw = _read(os.path.join(base, "stat"))
+        uid = os.stat(base).st_uid
+    except OSError:
+        return None
+    # comm is in parentheses and may hold spaces or parentheses: split at the last ')'.
+    left, _, right = raw.rpartition(")")
+    name = left.partition("(")[2]
+    fields = right.split()
+    if len(fields) < 22:
+        return None
+    container = None
+    try:
+        match = CONTAINER_IN_CGROUP.search(_read(os.path.join(base, "cgroup")))
+        if match:
+            container = match.group(1)[:12]
+    except OSError:
+        pass
+    return {"pid": int(pid), "name": name, "state": fields[0], "ticks": int(fields[11]) + int(fields[12]),
+            "threads": int(fields[17]), "rss_pages": int(fields[21]), "uid": uid, "container_id": container}
+
+
+def snapshot():
+    out = {}
+    for entry in os.listdir(PROC):
+        if entry.isdigit():
+            proc = read_process(entry)
+            if proc:
+                out[proc["pid"]] = proc
+    return out
+
+
+def processes_section(before, after, window, mem_total, top):
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+    rows = []
+    own = os.getpid()
+    for pid, proc in after.items():
+        if pid == own:
+            continue
+        prev = before.get(pid)
+        delta = proc["ticks"] - prev["ticks"] if prev else proc["ticks"]
+        cpu = round(100.0 * delta / hz / window, 1) if window > 0 else None
+        rss = proc["rss_pages"] * page
+        rows.append({"pid": pid, "name": proc["name"], "user": _user(proc["uid"]), "state": proc["state"],
+                     "cpu_pct": cpu, "rss_bytes": rss, "mem_pct": _pct(rss, mem_total),
+                     "threads": proc["threads"], "container_id": proc["container_id"]})
+    by_cpu = sorted(rows, key=lambda r: (r["cpu_pct"] or 0, r["rss_bytes"]), reverse=True)[:top]
+    by_mem = sorted(rows, key=lambda r: r["rss_bytes"], reverse=True)[:top]
+    return {"count": len(rows), "window_seconds": round(window, 3), "top_cpu": by_cpu, "top_memory": by_mem}
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+def gather(params):
+    sections = params["sections"]
+    result, checks = {}, []
+    want_cpu = "cpu" in sections
+    want_procs = "processes" in sections
+    meminfo = read_meminfo() if ("memory" in sections or want_procs) else {}
+
+    cpu_before = read_cpu_times() if want_cpu else None
+    procs_before = snapshot() if want_procs else None
+    started = time.monotonic()
+    if want_cpu or want_procs:
+        time.sleep(params["sample_seconds"])
+    window = time.monotonic() - started
+    cpu_after = read_cpu_times() if want_cpu else None
+    procs_after = snapshot() if want_procs else None
+
+    if "memory" in sections:
+        mem = memory_section(meminfo)
+        result["memory"] = mem
+        checks.append(named_check("host_memory", "host", value=mem["used_pct"],
+                                  warning=params["memory_warning_pct"], critical=params["memory_critical_pct"],
+                                  unit="%", label="host memory used"))
+        checks[-1]["message"] += " (%s available of %s)" % (_gib(mem["available_bytes"]), _gib(mem["total_bytes"]))
+    if "load" in sections:
+        load = load_section()
+        result["load"] = load
+        checks.append(named_check("host_load", "host", value=load["per_cpu5"],
+                                  warning=params["load_warning_per_cpu"], critical=params["load_critical_per_cpu"],
+                                  label="5-minute load per CPU"))
+        checks[-1]["message"] += " (load %.2f %.2f %.2f on %d CPUs)" % (load["load1"], load["load5"],
+                                                                      load["load15"], load["cpus"])
+    if want_cpu:
+        cpu = cpu_section(cpu_before, cpu_after, window)
+        result["cpu"] = cpu
+        checks.append(named_check("host_cpu", "host", value=cpu["busy_pct"] if cpu else None,
+                                  warning=params["cpu_warning_pct"], critical=params["cpu_critical_pct"],
+                                  unit="%", label="host CPU busy"))
+        if cpu:
+            checks[-1]["message"] += " (iowait %s%%, steal %s%% over %.1f s)" % (
+                cpu["iowait_pct"], cpu["steal_pct"], cpu["window_seconds"])
+    if "disk" in sections:
+        disks = []
+        for path in params["paths"]:
+            entry = disk_entry(path)
+            disks.append(entry)
+            where = entry["path"] if entry["path"] == entry["measured_path"] else "%s (measured at %s)" % (
+                entry["path"], entry["measured_path"])
+            checks.append(named_check("disk:%s" % entry["path"], "host", value=entry["used_pct"],
+                                      warning=params["disk_warning_pct"], critical=params["disk_critical_pct"],
+                                      unit="%", label="disk used on %s" % where))
+            checks[-1]["message"] += " (%s free of %s)" % (_gib(entry["free_bytes"]), _gib(entry["total_bytes"]))
+            if entry["inodes_used_pct"] is not None:
+                checks.append(named_check("inodes:%s" % entry["path"], "host", value=entry["inodes_used_pct"],
+                                          warning=params["disk_warning_pct"], critical=params["disk_critical_pct"],
+                                          unit="%", label="inodes used on %s" % where))
+        result["disks"] = disks
+    if want_procs:
+        result["processes"] = processes_section(procs_before, procs_after, window, meminfo.get("MemTotal", 0),
+                                                params["top"])
+    try:
+        result["uptime_seconds"] = float(_read(os.path.join(PROC, "uptime")).split()[0])
+    except (OSError, ValueError, IndexError):
+        result["uptime_seconds"] = None
+    result["checks"] = checks
+    result["status"] = worst_status(c["status"] for c in checks)
+    parts = []
+    if "memory" in result:
+        parts.append("memory %s%% used" % result["memory"]["used_pct"])
+    if "load" in result:
+        parts.append("load %.2f/%d CPUs" % (result["load"]["load5"], result["load"]["cpus"]))
+    if result.get("cpu"):
+        parts.append("CPU %s%% busy" % result["cpu"]["busy_pct"])
+    for entry in result.get("disks", []):
+        parts.append("%s %s%% full" % (entry["path"], entry["used_pct"]))
+    if result.get("processes", {}).get("top_memory"):
+        biggest = result["processes"]["top_memory"][0]
+        parts.append("largest process %s (pid %d, %s)" % (biggest["name"], biggest["pid"],
+                                                          _gib(biggest["rss_bytes"])))
+    result["summary"] = "; ".join(parts) or "nothing gathered"
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    params = module.params
+    validate_choices_list(module, params["sections"], SECTIONS, "sections")
+    validate_non_negative(module, params, ["sample_seconds", "top", "memory_warning_pct", "memory_critical_pct",
+                                           "disk_warning_pct", "disk_critical_pct", "cpu_warning_pct",
+                                           "cpu_critical_pct", "load_warning_per_cpu", "load_critical_per_cpu"])
+    if not os.path.isdir(PROC) or not os.path.exists(os.path.join(PROC, "meminfo")):
+        module.fail_json(msg="host_resources needs a Linux /proc file system")
+    if "disk" in params["sections"] and not params["paths"]:
+        module.fail_json(msg="paths must name at least one path when the disk section is gathered")
+    try:
+        result = gather(params)
+    except OSError as exc:
+        module.fail_json(msg="cannot read host resources: %s" % exc)
+    module.exit_json(changed=False, **json_safe(result))
+
+
+if __name__ == "__main__":
+    main()
