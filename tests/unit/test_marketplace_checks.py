@@ -79,19 +79,24 @@ def test_metrics_window_uses_deltas_and_leaves_out_scrapes():
     assert window["error_rate_pct"] == 10.0
     # 100 observations in the window: 20 at <= 0.1 s, 80 in (0.1, 1]; p95 rank 95 -> 0.1 + 0.9 * 75/80.
     assert window["p95_seconds"] == pytest.approx(0.1 + 0.9 * (95 - 20) / 80, abs=1e-3)
-    assert window["restarted"] is False
+    assert window["comparable"] is True
 
 
-def test_metrics_window_after_a_restart_counts_from_zero():
-    restarted = METRICS_2.replace("process_start_time_seconds 1000", "process_start_time_seconds 2000")
-    window = mc.health_metrics_window(METRICS_2, restarted.replace(" 190\n", " 5\n"))
-    assert window["restarted"] is True
-    assert window["requests"] == 5 + 11 and window["errors_5xx"] == 11
+def test_metrics_window_from_two_processes_gives_no_figures():
+    other = METRICS_2.replace("process_start_time_seconds 1000", "process_start_time_seconds 2000")
+    window = mc.health_metrics_window(METRICS_1, other)
+    assert window["comparable"] is False and window["error_rate_pct"] is None and window["requests"] is None
+    assert "different backend processes" in window["metrics_reason"]
+    backwards = METRICS_2.replace(" 190\n", " 5\n").replace("process_start_time_seconds 1000\n", "")
+    assert mc.health_metrics_window(METRICS_2, backwards)["comparable"] is False
+    assert mc.health_metrics_process(METRICS_2) == 1000
+    checks = mc.health_traffic_checks(window, 2, 5, 1, 5)
+    assert checks[0]["status"] == "unknown" and "different backend processes" in checks[0]["message"]
 
 
 def test_metrics_window_without_samples():
     window = mc.health_metrics_window("", "")
-    assert window["requests"] == 0 and window["error_rate_pct"] is None and window["p95_seconds"] is None
+    assert window["requests"] is None and window["error_rate_pct"] is None and window["p95_seconds"] is None
     assert window["samples_parsed"] is False
 
 
@@ -124,11 +129,11 @@ def test_traffic_checks_severity_lines():
     few = rate(50, requests=4)[0]
     assert few["status"] == "ok" and few["judged"] is False and "fewer than 20" in few["message"]
     slow = mc.health_traffic_checks({"source": "metrics", "window_seconds": 5, "requests": 100, "errors_5xx": 0,
-                                     "error_rate_pct": 0.0, "p95_seconds": 6.0, "samples_parsed": True},
+                                     "error_rate_pct": 0.0, "p95_seconds": 6.0, "comparable": True},
                                     2.0, 5.0, 1.0, 5.0)[1]
     assert slow["status"] == "critical" and slow["severity"] == "P1"
     none = mc.health_traffic_checks({"prometheus_reason": "connection refused", "metrics_reason": "timed out",
-                                     "samples_parsed": False}, 2, 5, 1, 5)
+                                     "comparable": False}, 2, 5, 1, 5)
     assert [c["status"] for c in none] == ["unknown", "unknown"]
     assert "connection refused" in none[0]["message"]
 

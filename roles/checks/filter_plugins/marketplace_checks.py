@@ -173,38 +173,49 @@ def _window_counts(samples, exclude_routes):
 def health_metrics_window(first, second, seconds=None, quantile=0.95, exclude_routes=("/metrics",)):
     """5xx rate and latency quantile between two samples of a backend's /metrics text.
 
-    Counters are cumulative, so only the deltas tell what happened in the window. A counter that went down
-    (the process restarted) counts from zero. ``exclude_routes`` leaves out scrapes of /metrics itself.
+    Counters are cumulative, so only the deltas tell what happened in the window. Two samples from different
+    processes (another replica behind the proxy, or a restart: ``process_start_time_seconds`` differs) cannot
+    be compared and give no figures (``comparable=false``). ``exclude_routes`` leaves out scrapes of /metrics.
     """
     exclude = set(exclude_routes or [])
     req1, err1, bkt1, start1 = _window_counts(parse_metrics(first), exclude)
     req2, err2, bkt2, start2 = _window_counts(parse_metrics(second), exclude)
-    restarted = start1 is not None and start2 is not None and start2 != start1
+    comparable = bool(req2) and (start1 is None or start2 is None or start1 == start2)
+    if comparable and any(value < req1.get(key, 0.0) for key, value in req2.items()):
+        comparable = False  # a counter went backwards: another process answered
 
     def delta(after, before):
-        out = {}
-        for key, value in after.items():
-            old = 0.0 if restarted else before.get(key, 0.0)
-            out[key] = value - old if value >= old else value
-        return out
+        return {key: value - before.get(key, 0.0) for key, value in after.items()}
 
+    out = {"source": "metrics", "window_seconds": _num(seconds), "requests": None, "errors_5xx": None,
+           "error_rate_pct": None, "p95_seconds": None, "quantile": quantile, "comparable": comparable,
+           "samples_parsed": bool(req1) and bool(req2)}
+    if not comparable:
+        if out["samples_parsed"]:
+            out["metrics_reason"] = ("the two /metrics samples came from different backend processes (replicas "
+                                     "behind the proxy, or a restart)")
+        return out
     requests = sum(delta(req2, req1).values())
     errors = sum(delta(err2, err1).values())
     per_le = {}
     for (_method, _route, le), value in delta(bkt2, bkt1).items():
         per_le[le] = per_le.get(le, 0.0) + value
     latency = histogram_quantile(quantile, per_le) if per_le else None
-    return {
-        "source": "metrics",
-        "window_seconds": _num(seconds),
+    out.update({
         "requests": int(requests),
         "errors_5xx": int(errors),
         "error_rate_pct": round(100.0 * errors / requests, 3) if requests > 0 else None,
         "p95_seconds": round(latency, 4) if latency is not None else None,
-        "quantile": quantile,
-        "restarted": restarted,
-        "samples_parsed": bool(req2),
-    }
+    })
+    return out
+
+
+def health_metrics_process(text):
+    """process_start_time_seconds of a /metrics text (which process answered), or None."""
+    for name, _labels, value in parse_metrics(text):
+        if name == "process_start_time_seconds":
+            return value
+    return None
 
 
 def health_prom_scalar(answer):
@@ -393,7 +404,7 @@ def health_traffic_checks(traffic, p95_warning_s=None, p95_critical_s=None, rate
     reasons = [r for r in (traffic.get("prometheus_reason"), traffic.get("metrics_reason")) if r]
     requests = traffic.get("requests")
     errors = traffic.get("errors_5xx")
-    measured = source == "prometheus" or (traffic.get("samples_parsed") and not traffic.get("metrics_reason"))
+    measured = source == "prometheus" or (traffic.get("comparable") and not traffic.get("metrics_reason"))
     extra = {"source": source, "requests": requests, "errors_5xx": errors}
 
     rate = health_check(traffic.get("error_rate_pct"), "error_rate_5xx", rate_warning_pct, rate_critical_pct,
@@ -444,6 +455,7 @@ class FilterModule:
             "health_status": health_status,
             "health_severity": health_severity,
             "health_metrics_window": health_metrics_window,
+            "health_metrics_process": health_metrics_process,
             "health_prom_scalar": health_prom_scalar,
             "health_proc_cpu": health_proc_cpu,
             "health_loadavg": health_loadavg,
