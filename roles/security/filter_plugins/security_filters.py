@@ -1,0 +1,359 @@
+# Filters of the security role (emergency-security-breach): validation of the addresses to block and of the
+# API keys to revoke, parsing of nftables JSON, log-line selection by network, and an HS256 token for the
+# JWT rotation check when no login account is configured. They run on the controller; Python's ipaddress
+# does the address work (ansible.utils.ipaddr needs netaddr, which the venv does not carry).
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import re
+
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+V4_IN_TEXT = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?![0-9])")
+V6_IN_TEXT = re.compile(r"(?<![0-9A-Fa-f:.])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?![0-9A-Fa-f:])")
+
+
+def _as_list(value):
+    """A list of trimmed strings from a list, a comma/space separated string (AWX surveys) or nothing."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        text = text.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list):
+                return _as_list(parsed)
+        return [part for part in re.split(r"[\s,]+", text) if part]
+    if isinstance(value, (int, float)):
+        return [str(value)]
+    try:
+        items = list(value)
+    except TypeError:
+        return [str(value)]
+    return [str(item).strip() for item in items if item is not None]
+
+
+def _host_text(network):
+    """'203.0.113.77' for a single address, '203.0.113.0/24' for a network."""
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
+
+
+def _protected_networks(protected):
+    """[(network, reason)] from [{address, reason}] (entries that do not parse are ignored)."""
+    out = []
+    for item in protected or []:
+        if isinstance(item, dict):
+            address, reason = item.get("address"), item.get("reason") or "a protected address"
+        else:
+            address, reason = item, "a protected address"
+        if address in (None, ""):
+            continue
+        try:
+            network = ipaddress.ip_network(str(address).strip().split("%")[0], strict=False)
+        except ValueError:
+            continue
+        out.append((network, reason))
+    return out
+
+
+def security_protected_list(groups):
+    """[{address, reason}] from [{addresses, reason}, ...] (or [[addresses, reason], ...]); empty values and
+    values that are not addresses (host names) are dropped, a zone suffix is cut."""
+    out, seen = [], set()
+    for group in groups or []:
+        if isinstance(group, dict):
+            addresses, reason = group.get("addresses"), group.get("reason")
+        else:
+            addresses, reason = group[0], group[1]
+        for raw in _as_list(addresses):
+            text = raw.strip().strip("[]").split("%")[0]
+            try:
+                network = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                continue
+            key = (str(network), reason)
+            if key not in seen:
+                seen.add(key)
+                out.append({"address": _host_text(network), "reason": reason})
+    return out
+
+
+def security_check_block_ips(entries, protected=None, min_prefix_v4=8, min_prefix_v6=32):
+    """Validate every entry of block_ips; one result per entry, in order.
+
+    Each result: ``{entry, ok, network, family, reason}``. ``network`` is the normalised address ('1.2.3.4') or
+    network ('1.2.3.0/24') when the entry parses. An entry is refused when it is malformed, a whole address
+    family (0.0.0.0/0, ::/0) or broader than the minimum prefix, unspecified, multicast, loopback, or when it
+    is or contains a protected address (the controller's and the target's own addresses, ...).
+    """
+    results = []
+    guards = _protected_networks(protected)
+    for raw in _as_list(entries):
+        entry = raw.strip()
+        result = {"entry": raw, "ok": False, "network": None, "family": None, "reason": ""}
+        results.append(result)
+        if not entry:
+            result["reason"] = "is empty"
+            continue
+        try:
+            network = ipaddress.ip_network(entry, strict=True)
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                result["reason"] = "is not a valid IPv4/IPv6 address or CIDR network (hostnames are not accepted)"
+                continue
+            result["reason"] = ("has host bits set: block the address %s or the network %s"
+                                % (entry.split("/")[0], loose))
+            continue
+        result["network"] = _host_text(network)
+        result["family"] = "ipv%d" % network.version
+        minimum = int(min_prefix_v4) if network.version == 4 else int(min_prefix_v6)
+        mapped = getattr(network.network_address, "ipv4_mapped", None)
+        if network.prefixlen == 0:
+            result["reason"] = "would block every IPv%d address (the whole address family)" % network.version
+        elif network.prefixlen < minimum:
+            result["reason"] = ("is broader than /%d (security_block_min_prefix_v%d); block smaller networks"
+                                % (minimum, network.version))
+        elif network.network_address.is_unspecified:
+            result["reason"] = "is the unspecified address, not a client"
+        elif network.is_multicast:
+            result["reason"] = "is a multicast address, not a client"
+        elif network.overlaps(LOOPBACK[network.version == 6]) or (mapped is not None and mapped.is_loopback):
+            inside = mapped is not None or network.subnet_of(LOOPBACK[network.version == 6])
+            result["reason"] = ("is a loopback address" if inside else "contains loopback addresses") + (
+                " (127.0.0.0/8, ::1): blocking it breaks the host's own services")
+        else:
+            for guard, reason in guards:
+                if guard.version == network.version and network.overlaps(guard):
+                    if network == guard or network.subnet_of(guard):
+                        result["reason"] = "is %s" % reason
+                    else:
+                        result["reason"] = "contains %s (%s)" % (_host_text(guard), reason)
+                    break
+            else:
+                result["ok"] = True
+                result["reason"] = "ok"
+    return results
+
+
+def security_refusal_message(results):
+    """One sentence naming every refused entry and why ('' when none is refused)."""
+    refused = [r for r in results or [] if not r.get("ok")]
+    if not refused:
+        return ""
+    parts = ["'%s' %s" % (r["entry"], r["reason"]) for r in refused]
+    return "refusing to block: " + "; ".join(parts) + ". Nothing was changed; fix block_ips and run again."
+
+
+def security_to_networks(results):
+    """The distinct accepted networks, in the order given."""
+    seen, out = set(), []
+    for r in results or []:
+        if r.get("ok") and r.get("network") and r["network"] not in seen:
+            seen.add(r["network"])
+            out.append(r["network"])
+    return out
+
+
+def security_by_family(networks, family):
+    """Networks of one family ('ipv4' or 'ipv6')."""
+    version = 4 if str(family).endswith("4") else 6
+    return [n for n in networks or [] if ipaddress.ip_network(n, strict=False).version == version]
+
+
+def _nft_elements(elem):
+    out = []
+    for item in elem or []:
+        if isinstance(item, str):
+            out.append(ipaddress.ip_network(item, strict=False))
+        elif isinstance(item, dict):
+            if "prefix" in item:
+                prefix = item["prefix"]
+                out.append(ipaddress.ip_network("%s/%s" % (prefix["addr"], prefix["len"]), strict=False))
+            elif "range" in item:
+                first, last = (ipaddress.ip_address(a) for a in item["range"])
+                out.extend(ipaddress.summarize_address_range(first, last))
+            elif "elem" in item:
+                out.extend(_nft_elements([item["elem"].get("val")]))
+    return out
+
+
+def security_nft_set_elements(text):
+    """The elements of the set(s) in ``nft -j list set ...`` output, as address/network strings."""
+    if not text:
+        return []
+    data = json.loads(text)
+    out = []
+    for obj in data.get("nftables", []):
+        if "set" in obj:
+            out.extend(_host_text(n) for n in _nft_elements(obj["set"].get("elem")))
+    return out
+
+
+def security_not_covered(networks, existing):
+    """The networks that no existing element already covers (equal, or inside a blocked network)."""
+    have = [ipaddress.ip_network(e, strict=False) for e in existing or []]
+    out = []
+    for text in networks or []:
+        net = ipaddress.ip_network(text, strict=False)
+        if not any(h.version == net.version and net.subnet_of(h) for h in have):
+            out.append(text)
+    return out
+
+
+def security_log_patterns(networks):
+    """Case-insensitive regular expressions that find log lines naming an address of the networks.
+
+    Exact for single addresses; for a network, a pattern for its fixed leading octets (IPv4) or any IPv6-looking
+    token, refined afterwards by ``security_lines_in``.
+    """
+    patterns = []
+    for text in networks or []:
+        net = ipaddress.ip_network(text, strict=False)
+        if net.version == 4:
+            if net.prefixlen == 32:
+                patterns.append(r"(?<![0-9.])%s(?![0-9])" % re.escape(str(net.network_address)))
+            else:
+                octets = str(net.network_address).split(".")[: net.prefixlen // 8]
+                rest = 4 - len(octets)
+                patterns.append(r"(?<![0-9.])" + r"\.".join([re.escape(o) for o in octets] + [r"\d{1,3}"] * rest)
+                                + r"(?![0-9])")
+        elif net.prefixlen == 128:
+            patterns.append(r"(?<![0-9a-f:])%s(?![0-9a-f:])" % re.escape(net.network_address.compressed))
+        elif net.prefixlen >= 16:
+            first = net.network_address.exploded.split(":")[0].lstrip("0") or "0"
+            patterns.append(r"(?<![0-9a-f:])%s:[0-9a-f:]*" % first)
+        else:
+            patterns.append(V6_IN_TEXT.pattern)
+    return list(dict.fromkeys(patterns))
+
+
+def security_lines_in(lines, networks):
+    """The lines that name an address inside one of the networks."""
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks or []]
+    out = []
+    for line in lines or []:
+        for token in V4_IN_TEXT.findall(line) + V6_IN_TEXT.findall(line):
+            try:
+                address = ipaddress.ip_address(token)
+            except ValueError:
+                continue
+            if any(address.version == n.version and address in n for n in nets):
+                out.append(line)
+                break
+    return out
+
+
+def security_evidence_files(logs_result, auth_patterns=None, networks=None):
+    """The evidence files to write and a summary, from one compose_logs result.
+
+    compose_logs searched for the authentication-failure patterns and the blocked addresses at once; here each kept
+    line is sorted into ``logs/<service>-auth-failures.log`` (it matches an auth pattern) and/or
+    ``logs/<service>-blocked-addresses.log`` (an address inside one of the networks really appears in it).
+    Returns ``{files: [{path, lines}], summary: {service: {...}}, lines: distinct lines kept}``.
+    """
+    auth = [re.compile(p, re.IGNORECASE) for p in auth_patterns or []]
+    files, summary, total = [], {}, 0
+    for service, data in sorted(((logs_result or {}).get("logs") or {}).items()):
+        matches = list(data.get("matches") or [])
+        auth_lines = [line for line in matches if any(r.search(line) for r in auth)]
+        address_lines = security_lines_in(matches, networks) if networks else []
+        total += len(set(auth_lines) | set(address_lines))
+        files.append({"path": "logs/%s-auth-failures.log" % service, "lines": auth_lines})
+        if networks:
+            files.append({"path": "logs/%s-blocked-addresses.log" % service, "lines": address_lines})
+        summary[service] = {
+            "containers": data.get("containers") or [],
+            "lines_scanned": data.get("lines_scanned"),
+            "matching_lines": data.get("match_count"),
+            "matching_lines_kept": len(matches),
+            "auth_failure_lines": len(auth_lines),
+            "blocked_address_lines": len(address_lines),
+            "pattern_counts": data.get("pattern_counts") or {},
+            "errors": data.get("errors") or [],
+        }
+    return {"files": files, "summary": summary, "lines": total}
+
+
+def security_key_selection(value):
+    """Parse revoke_api_keys: ``{all, entries, errors}``.
+
+    'all' (alone) selects every key; otherwise each entry is a key id (digits), a key prefix (matched exactly
+    against the key_prefix column) or a prefix glob ending in '*'.
+    """
+    entries = _as_list(value)
+    result = {"all": False, "entries": [], "errors": []}
+    if any(e.lower() == "all" for e in entries):
+        if len(entries) > 1:
+            result["errors"].append("revoke_api_keys=all cannot be combined with other entries")
+        else:
+            result["all"] = True
+        return result
+    for entry in entries:
+        if not entry:
+            result["errors"].append("empty entry")
+        elif entry.strip("*") == "":
+            result["errors"].append("'%s' would select every key: say revoke_api_keys=all" % entry)
+        elif "*" in entry[:-1]:
+            result["errors"].append("'%s': only a trailing * is supported" % entry)
+        elif not re.match(r"^[\x21-\x7e]+$", entry):
+            result["errors"].append("'%s' is not a key id or key prefix" % entry)
+        elif entry not in result["entries"]:
+            result["entries"].append(entry)
+    return result
+
+
+def security_jwt_hs256(claims, secret):
+    """An HS256 JWT for the claims (the rotation check signs one token with the old and one with the new secret)."""
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64(json.dumps(claims, separators=(",", ":")).encode())
+    signature = hmac.new(str(secret).encode(), ("%s.%s" % (header, body)).encode(), hashlib.sha256).digest()
+    return "%s.%s.%s" % (header, body, b64(signature))
+
+
+def security_env_value(text, key):
+    """The value of KEY=value in an env file's text (None when absent); quotes around the value are removed."""
+    for line in (text or "").splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#") or "=" not in stripped:
+            continue
+        name, _, value = stripped.partition("=")
+        if name.strip() == key:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            return value
+    return None
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "security_as_list": _as_list,
+            "security_protected_list": security_protected_list,
+            "security_check_block_ips": security_check_block_ips,
+            "security_refusal_message": security_refusal_message,
+            "security_to_networks": security_to_networks,
+            "security_by_family": security_by_family,
+            "security_nft_set_elements": security_nft_set_elements,
+            "security_not_covered": security_not_covered,
+            "security_log_patterns": security_log_patterns,
+            "security_lines_in": security_lines_in,
+            "security_evidence_files": security_evidence_files,
+            "security_key_selection": security_key_selection,
+            "security_jwt_hs256": security_jwt_hs256,
+            "security_env_value": security_env_value,
+        }

@@ -1,0 +1,159 @@
+"""Filters of the security role: block_ips validation, nftables parsing, evidence lines, key selection, HS256."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "security_filters", ROOT / "roles" / "security" / "filter_plugins" / "security_filters.py")
+sf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sf)
+
+PROTECTED = sf.security_protected_list([
+    {"addresses": ["192.0.2.2", "fd00::2", "fe80::fc:ff:fe00:1%eth0"], "reason": "an address of the target demo"},
+    {"addresses": ["10.9.8.7"], "reason": "an address of the controller"},
+    {"addresses": ["db.internal", ""], "reason": "the database"},       # host names and blanks are dropped
+])
+
+
+def check(entries, **kw):
+    return sf.security_check_block_ips(entries, PROTECTED, **kw)
+
+
+def test_protected_list_keeps_addresses_only():
+    assert [p["address"] for p in PROTECTED] == ["192.0.2.2", "fd00::2", "fe80::fc:ff:fe00:1", "10.9.8.7"]
+
+
+@pytest.mark.parametrize("entry, reason", [
+    ("0.0.0.0/0", "would block every IPv4 address"),
+    ("::/0", "would block every IPv6 address"),
+    ("999.1.1.1", "is not a valid IPv4/IPv6 address or CIDR network"),
+    ("evil.example.com", "hostnames are not accepted"),
+    ("", "is empty"),
+    ("127.0.0.1", "is a loopback address"),
+    ("127.0.0.0/8", "is a loopback address"),
+    ("64.0.0.0/2", "is broader than /8"),
+    ("::1", "is a loopback address"),
+    ("::ffff:127.0.0.1", "is a loopback address"),
+    ("0.0.0.0", "is the unspecified address"),  # noqa: S104
+    ("224.0.0.1", "is a multicast address"),
+    ("10.0.0.1/24", "has host bits set: block the address 10.0.0.1 or the network 10.0.0.0/24"),
+    ("192.0.2.2", "is an address of the target demo"),
+    ("192.0.2.0/24", "contains 192.0.2.2 (an address of the target demo)"),
+    ("10.9.8.7", "is an address of the controller"),
+    ("fd00::/64", "contains fd00::2 (an address of the target demo)"),
+    ("2001::/16", "is broader than /32"),
+])
+def test_unsafe_entries_are_refused_with_the_reason(entry, reason):
+    (result,) = check([entry])
+    assert result["ok"] is False and reason in result["reason"], result
+    message = sf.security_refusal_message([result])
+    assert f"'{entry}' " in message and reason in message and "Nothing was changed" in message
+
+
+def test_valid_entries_are_normalised_and_deduplicated():
+    results = check("198.51.100.77, 2001:DB8::77 ,198.51.100.0/28, 198.51.100.77")
+    assert all(r["ok"] for r in results)
+    assert sf.security_to_networks(results) == ["198.51.100.77", "2001:db8::77", "198.51.100.0/28"]
+    assert sf.security_by_family(sf.security_to_networks(results), "ipv6") == ["2001:db8::77"]
+    assert sf.security_refusal_message(results) == ""
+
+
+def test_one_bad_entry_names_only_itself():
+    results = check(["198.51.100.77", "999.1.1.1"])
+    assert [r["ok"] for r in results] == [True, False]
+    assert sf.security_refusal_message(results).startswith("refusing to block: '999.1.1.1' is not a valid")
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, []), ("", []), ("1.2.3.4", ["1.2.3.4"]), ("1.2.3.4, 5.6.7.8", ["1.2.3.4", "5.6.7.8"]),
+    ('["1.2.3.4", "5.6.7.8"]', ["1.2.3.4", "5.6.7.8"]), (["1.2.3.4 "], ["1.2.3.4"]), (7, ["7"]),
+])
+def test_inputs_as_lists(value, expected):
+    assert sf._as_list(value) == expected
+
+
+def test_nft_elements_and_coverage():
+    text = json.dumps({"nftables": [{"metainfo": {}}, {"set": {"name": "blocked_v4", "elem": [
+        "198.51.100.7", {"prefix": {"addr": "203.0.113.0", "len": 24}}, {"range": ["10.0.0.0", "10.0.0.255"]},
+        {"elem": {"val": "192.0.2.9", "timeout": 60}}]}}]})
+    have = sf.security_nft_set_elements(text)
+    assert have == ["198.51.100.7", "203.0.113.0/24", "10.0.0.0/24", "192.0.2.9"]
+    assert sf.security_not_covered(["203.0.113.77", "198.51.100.8", "10.0.0.5", "2001:db8::1"], have) == [
+        "198.51.100.8", "2001:db8::1"]
+    assert sf.security_nft_set_elements("") == []
+
+
+def test_log_patterns_and_line_selection():
+    import re
+
+    nets = ["198.51.100.77", "203.0.113.0/24", "2001:db8::7", "2001:db8::/48"]
+    patterns = [re.compile(p, re.I) for p in sf.security_log_patterns(nets)]
+    lines = [
+        "WARN unauthorized: invalid or expired token from 198.51.100.77",
+        "WARN 198.51.100.7 \"GET /\" 401",            # not the blocked host (prefix of it)
+        "WARN 198.51.100.770 nonsense",               # not an address
+        "203.0.113.9 - - [..] \"GET /api/me HTTP/1.1\" 401 10",
+        "from 2001:DB8::7 again",
+        "from 2001:db8:0:1::5",                        # inside 2001:db8::/48
+        "from 2001:db9::5",
+        "2026-01-31T02:00:01.000Z INFO 127.0.0.1 \"GET /api/health\" 200",
+    ]
+    candidates = [line for line in lines if any(p.search(line) for p in patterns)]
+    kept = sf.security_lines_in(candidates, nets)
+    assert kept == [lines[0], lines[3], lines[4], lines[5]]
+
+
+def test_evidence_files_sort_lines_by_kind():
+    result = {"logs": {"backend": {"containers": ["b-1"], "lines_scanned": 9, "match_count": 3, "pattern_counts": {},
+                                   "matches": ["WARN unauthorized: no credentials from 198.51.100.77",
+                                               "INFO 198.51.100.77 \"GET /api/listings\" 200",
+                                               "WARN failed login for \"x\" from 127.0.0.1"]}}}
+    ev = sf.security_evidence_files(result, ["unauthori[sz]ed", "failed"], ["198.51.100.77"])
+    files = {f["path"]: f["lines"] for f in ev["files"]}
+    assert files["logs/backend-auth-failures.log"] == [result["logs"]["backend"]["matches"][0],
+                                                       result["logs"]["backend"]["matches"][2]]
+    assert files["logs/backend-blocked-addresses.log"] == result["logs"]["backend"]["matches"][:2]
+    assert ev["lines"] == 3 and ev["summary"]["backend"]["blocked_address_lines"] == 2
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("all", {"all": True, "entries": [], "errors": []}),
+    (["ALL"], {"all": True, "entries": [], "errors": []}),
+    ("emk_demo_5, 42, emk_live_*", {"all": False, "entries": ["emk_demo_5", "42", "emk_live_*"], "errors": []}),
+    ([], {"all": False, "entries": [], "errors": []}),
+])
+def test_key_selection(value, expected):
+    assert sf.security_key_selection(value) == expected
+
+
+@pytest.mark.parametrize("value, error", [
+    (["all", "emk_demo_5"], "cannot be combined"),
+    (["*"], "say revoke_api_keys=all"),
+    (["emk_*_x"], "only a trailing * is supported"),
+])
+def test_bad_key_selections(value, error):
+    errors = sf.security_key_selection(value)["errors"]
+    assert errors and error in errors[0]
+
+
+def test_hs256_matches_the_backend_algorithm():
+    token = sf.security_jwt_hs256({"sub": "0", "exp": 2}, "s3cret")
+    header, body, sig = token.split(".")
+    expected = hmac.new(b"s3cret", f"{header}.{body}".encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)) == expected
+    assert json.loads(base64.urlsafe_b64decode(body + "==")) == {"sub": "0", "exp": 2}
+
+
+def test_env_value():
+    text = "# c\nA=1\nJWT_SECRET=abc=def\nQ='quoted'\n"
+    assert sf.security_env_value(text, "JWT_SECRET") == "abc=def"
+    assert sf.security_env_value(text, "Q") == "quoted"
+    assert sf.security_env_value(text, "MISSING") is None
