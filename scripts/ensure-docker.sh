@@ -37,6 +37,7 @@ install_prereqs() {
   command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v ss >/dev/null 2>&1 || missing+=(iproute2)
+  command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
   need_pkg ca-certificates || missing+=(ca-certificates)
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
