@@ -175,7 +175,7 @@ def test_disk_threshold_below_usage_is_reported(stack_env):
     disk = check_by_name(result.report, "host_disk")
     assert disk["status"] in ("warning", "critical"), disk
     assert disk["threshold"]["warning"] == 1 and disk["value"] > 1
-    assert disk["mount"] and disk["mounts"]
+    assert disk["path"] and disk["mounts"] and check_by_name(result.report, "disk:/")["value"] == disk["value"]
     assert result.report["status"] != "ok"
     # The same usage against the inventory threshold (80 %) is ok on this machine (sanity of the comparison).
     again = run("health-check", extravars={"health_sections": ["host"], "health_fail_on_critical": False})

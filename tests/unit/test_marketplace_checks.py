@@ -163,28 +163,6 @@ def test_http_checks_name_the_component_and_severity():
     assert front["nginx_health"]["severity"] == "P0" and "nginx_health_latency" not in front
 
 
-def test_proc_cpu_and_loadavg():
-    first = "cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 1 1 1\n"
-    second = "cpu  150 0 150 900 0 0 0 0 0 0\n"
-    assert mc.health_proc_cpu(first, second) == 50.0
-    assert mc.health_proc_cpu(first, first) is None
-    assert mc.health_proc_cpu("", second) is None
-    assert mc.health_loadavg("0.50 0.25 0.10 1/100 42") == {"1m": 0.5, "5m": 0.25, "15m": 0.1}
-
-
-def test_disk_usage_per_mount():
-    mounts = [
-        {"mount": "/", "device": "/dev/vda", "fstype": "ext4", "size_total": 1000, "size_available": 300},
-        {"mount": "/var/lib/docker", "device": "/dev/vdb", "fstype": "ext4", "size_total": 1000,
-         "size_available": 900},
-        {"mount": "/proc", "size_total": 0},
-    ]
-    usage = mc.health_disk_usage(mounts, ["/", "/var/lib/docker/volumes", "/var/backups/x"])
-    assert [u["mount"] for u in usage] == ["/", "/var/lib/docker"]
-    assert usage[0]["used_pct"] == 70.0 and usage[0]["paths"] == ["/", "/var/backups/x"]
-    assert usage[1]["used_pct"] == 10.0
-
-
 def test_missing_and_prefixed():
     present = [{"name": "redis_available", "status": "critical"}]
     missing = mc.health_missing(present, [{"name": "redis_available"}, {"name": "redis_memory", "component": "redis"}],

@@ -1,11 +1,10 @@
 # Filters shared by the runbook roles (health, database, cache, ...): threshold checks in the report's shape,
 # overall status, the runbook's severity (P0-P3), and the arithmetic that is clumsy in Jinja (Prometheus
-# text-format deltas, histogram quantiles, /proc/stat CPU, disk usage per path). They run on the controller,
-# on data the probes brought back. Roles get them by depending on the `checks` role.
+# text-format deltas, histogram quantiles). They run on the controller, on data the probes brought back.
+# Roles get them by depending on the `checks` role.
 from __future__ import annotations
 
 import math
-import posixpath
 import re
 
 STATUS_ORDER = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
@@ -233,70 +232,6 @@ def health_prom_scalar(answer):
     return max(values) if values else None
 
 
-def health_proc_cpu(first, second):
-    """Busy CPU percentage of the host between two /proc/stat texts (None when it cannot be computed)."""
-    def totals(text):
-        for line in (text or "").splitlines():
-            if line.startswith("cpu "):
-                fields = [float(x) for x in line.split()[1:]]
-                idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-                # guest and guest_nice are already counted in user and nice.
-                total = sum(fields[:8])
-                return total, idle
-        return None
-
-    a, b = totals(first), totals(second)
-    if not a or not b:
-        return None
-    total, idle = b[0] - a[0], b[1] - a[1]
-    if total <= 0:
-        return None
-    return round(100.0 * (total - idle) / total, 2)
-
-
-def health_loadavg(text):
-    """/proc/loadavg text -> {'1m', '5m', '15m'}."""
-    parts = (text or "").split()
-    if len(parts) < 3:
-        return None
-    return {"1m": float(parts[0]), "5m": float(parts[1]), "15m": float(parts[2])}
-
-
-def health_disk_usage(mounts, paths):
-    """For each path, the mount it lives on (longest mount point prefix) with its usage; one entry per mount.
-
-    ``mounts`` is the ``ansible_mounts`` fact.
-    """
-    usable = [m for m in (mounts or []) if m.get("size_total")]
-    out, seen = [], {}
-    for path in paths or []:
-        if not path:
-            continue
-        path = posixpath.normpath(str(path))
-        best = None
-        for mount in usable:
-            point = mount.get("mount", "")
-            if path == point or path.startswith(point.rstrip("/") + "/") or point == "/":
-                if best is None or len(point) > len(best.get("mount", "")):
-                    best = mount
-        if best is None:
-            continue
-        point = best["mount"]
-        if point in seen:
-            seen[point]["paths"].append(path)
-            continue
-        total = float(best["size_total"])
-        available = float(best.get("size_available") or 0)
-        # Share of the capacity that is not available to ordinary users (PostgreSQL, Redis and the backend do
-        # not write as root). With blocks reserved for root this is higher than df's Use%.
-        pct = round(100.0 * (total - available) / total, 2) if total > 0 else None
-        entry = {"mount": point, "device": best.get("device"), "fstype": best.get("fstype"),
-                 "size_total": int(total), "size_available": int(available), "used_pct": pct, "paths": [path]}
-        seen[point] = entry
-        out.append(entry)
-    return out
-
-
 HTTP_COMPONENT = {"nginx_health": "nginx", "api_health": "backend", "api_health_https": "nginx"}
 DEPENDENCY_COMPONENT = {"database": "postgres", "postgres": "postgres", "db": "postgres", "redis": "redis",
                         "cache": "redis"}
@@ -457,9 +392,6 @@ class FilterModule:
             "health_metrics_window": health_metrics_window,
             "health_metrics_process": health_metrics_process,
             "health_prom_scalar": health_prom_scalar,
-            "health_proc_cpu": health_proc_cpu,
-            "health_loadavg": health_loadavg,
-            "health_disk_usage": health_disk_usage,
             "health_http_checks": health_http_checks,
             "health_with_severity": health_with_severity,
             "health_traffic_checks": health_traffic_checks,
