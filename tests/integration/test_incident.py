@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.helpers import faults, stackenv
-from tests.helpers.playbooks import assert_no_traceback, check_by_name, run
+from tests.helpers.playbooks import assert_no_traceback, check_by_name, raw_artifacts, run
 
 pytestmark = pytest.mark.integration
 
@@ -180,14 +180,16 @@ def recreate_backend_without_jwt(tmp_path: Path) -> None:
 
 @pytest.mark.destructive
 def test_p0_restart_that_does_not_heal_fails_and_records_the_rollback_step(stack_ready, tmp_path):
-    """A backend that crashes at every start (JWT_SECRET removed): restart, no health, rollback step recorded."""
+    """A backend that crashes at every start (JWT_SECRET removed): restart, no health, rollback tried and recorded."""
 
     def scenario():
         faults.wait_healthy("backend")
         recreate_backend_without_jwt(tmp_path)
         created = [c.id for c in backend_containers()]
+        # The rollback runs the deploy role (deploy_action=rollback); a version it refuses keeps it from touching
+        # the shared stack and shows the step recorded as unavailable with the deploy role's reason.
         result = run("incident-p0", extravars={"services": ["backend"], "confirm": True, "incident_run_health": False,
-                                               "incident_health_timeout": 10, "incident_rollback": False})
+                                               "incident_health_timeout": 10, "version": "@@no-such-version"})
         if [c.id for c in backend_containers()] != created or backend_has_jwt():
             return None
         assert result.rc != 0 and result.status == "failed"
@@ -199,7 +201,9 @@ def test_p0_restart_that_does_not_heal_fails_and_records_the_rollback_step(stack
         assert check_by_name(report, "recovery")["status"] == "critical"
         rollback = next(a for a in report["actions"] if a["name"] == "rollback")
         assert rollback["changed"] is False and rollback["detail"].startswith("unavailable:")
-        assert ("rollback", "unavailable") in timeline_steps(report)
+        assert "version" in rollback["detail"]  # the deploy role's own reason
+        steps = timeline_steps(report)
+        assert ("rollback", "started") in steps and ("rollback", "unavailable") in steps
         assert "health did not come back" in result.stdout
         return result
 
@@ -245,6 +249,9 @@ def test_p1_reports_a_long_running_query(stack_ready, pg_dsn, app_dsn):
         steps = [s for s, _ in timeline_steps(report)]
         assert {"services", "metrics", "database", "redis", "classify"} <= set(steps)
         assert report["severity"] in ("P1", "P2")
+        raw = raw_artifacts(result)
+        for key in ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET"):
+            assert stack_ready[key] not in raw, f"{key} leaked"
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as admin:
             admin.execute("SELECT pg_cancel_backend(%s)", (pid,))

@@ -134,6 +134,9 @@ def test_db_connections_names_the_blocker_and_frees_its_waiters(stack_ready, app
         assert not alive(pg_dsn, blocker)
         assert all(alive(pg_dsn, w) for w in waiters)
         assert alive(pg_dsn, idle_pid) and scene.idle.execute("SELECT 1").fetchone() == (1,)
+        raw = raw_artifacts(result)
+        for key in ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD"):
+            assert stack_ready[key] not in raw, f"{key} leaked"
     finally:
         scene.close()
 
