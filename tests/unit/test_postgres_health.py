@@ -261,7 +261,7 @@ def test_slow_queries_when_pg_stat_statements_enabled(pg_params, pg_dsn):
         for _ in range(2):
             conn.execute("SELECT pg_sleep(0.12)")
     result = run_module("postgres_health", {**pg_params, "sections": ["slow_queries"], "slow_query_min_calls": 2,
-                                            "slow_query_top": 50, "slow_query_mean_warning_ms": 100,
+                                            "slow_query_top": 1000, "slow_query_mean_warning_ms": 100,
                                             "slow_query_mean_critical_ms": 100000})
     info = result["slow_queries"]
     assert info["enabled"] is True and info["installed"] and info["preloaded"] is True and info["reason"] is None
