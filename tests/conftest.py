@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,37 @@ def _stack_healthy() -> bool:
         return False
 
 
+class LiveEnv(Mapping):
+    """The stack's env file, read again whenever it changes (a test may rotate JWT_SECRET)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = None
+        self._data: dict[str, str] = {}
+
+    def _current(self) -> dict[str, str]:
+        stat = self.path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            self._data, self._stamp = stackenv.read_env(self.path), stamp
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._current()[key]
+
+    def __iter__(self):
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+
 @pytest.fixture(scope="session")
-def stack_env() -> dict[str, str]:
+def stack_env() -> Mapping[str, str]:
     """The reference stack's env (ports, secrets); starts the stack when it is not healthy."""
     if os.environ.get("EM_SKIP_STACK_UP") != "1" and not _stack_healthy():
         stackenv.stack("up")
-    return stackenv.read_env()
+    return LiveEnv(stackenv.ENV_FILE)
 
 
 @pytest.fixture(scope="session")
