@@ -39,6 +39,9 @@ install_prereqs() {
   command -v ss >/dev/null 2>&1 || missing+=(iproute2)
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
   need_pkg ca-certificates || missing+=(ca-certificates)
+  # Host clients the benchmarks compare against (the runbook's own redis-cli and psql one-liners).
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
   if [ ${#missing[@]} -gt 0 ]; then
     apt_install "${missing[@]}"
   fi
