@@ -273,7 +273,9 @@ def test_breach_is_contained(breach, pg_dsn):
     assert f"unauthorized: invalid or expired token from {TEST_IP}" in attacker_lines
     auth_lines = (directory / "logs" / "backend-auth-failures.log").read_text()
     # both baits (the old JWT secret, the database password) are there, redacted
-    assert auth_lines.count('failed login for "[REDACTED') == 2 and f'" from {TEST_IP}' in auth_lines
+    # (count only this test's attacker lines: other tests may have left failed logins from 127.0.0.1)
+    baits = [ln for ln in auth_lines.splitlines() if 'failed login for "[REDACTED' in ln and f'" from {TEST_IP}' in ln]
+    assert len(baits) == 2, auth_lines
     assert '"GET /api/me HTTP/1.1" 401' in (directory / "logs" / "nginx-auth-failures.log").read_text()
     incident = (directory / "incident.md").read_text()
     assert TEST_IP in incident and "revoked now: 1" in incident and "JWT_SECRET" in incident
