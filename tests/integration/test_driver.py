@@ -11,12 +11,14 @@ import pytest
 from runbook.cli import parse_extravars
 from runbook.driver import DriverError, resolve_playbook
 from tests.helpers.playbooks import assert_no_traceback, run
+from tests.helpers.settle import settle
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = str(Path(sys.executable).parent / "runbook")
 
 
 def test_runbook_cli_runs_the_health_check_and_prints_the_report(stack_env):
+    settle(stack_env)  # earlier tests' faults (5xx in Prometheus' window, a busy host) would make it non-ok
     proc = subprocess.run([RUNBOOK, "run", "health-check", "-i", "inventory/demo"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -30,6 +32,7 @@ def test_runbook_cli_runs_the_health_check_and_prints_the_report(stack_env):
 
 
 def test_run_playbook_returns_rc_stats_events_and_report(stack_env):
+    settle(stack_env)
     result = run("health-check")
     assert result.rc == 0 and result.status == "successful"
     assert result.host_stats("demo")["failures"] == 0
@@ -72,6 +75,7 @@ def test_failed_play_exits_non_zero_with_the_playbook_status(stack_env):
 
 
 def test_health_check_over_real_ssh(stack_env, ssh_target):
+    settle(stack_env)
     result = run("health-check", inventory=ROOT / "inventory" / "demo-ssh", envvars=ssh_target.env)
     assert result.rc == 0, result.stdout[-3000:]
     assert result.report["host"] == "demo" and result.report["status"] == "ok"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import threading
 import time
 import urllib.error
@@ -18,8 +17,15 @@ import pytest
 
 from tests.helpers import faults
 from tests.helpers.playbooks import assert_no_traceback, check_by_name, run
+from tests.helpers.settle import (
+    SERVICES,
+    base_url,
+    http_get,
+    wait_no_recent_5xx,
+    wait_quiet,
+    wait_stack_healthy,
+)
 
-SERVICES = ["postgres", "redis", "backend", "nginx", "prometheus"]
 # The runbook's Key Metrics and the inventory thresholds they are compared with (inventory/demo group_vars).
 KEY_METRICS = {
     "p95_latency": ("warning", 2.0),
@@ -33,54 +39,8 @@ OTHER_CHECKS = ["nginx_health", "api_health", "nginx_health_latency", "api_healt
                 "postgres_liveness", "redis_available", "redis_memory"]
 
 
-def base_url(stack_env) -> str:
-    return f"http://{stack_env['BIND_ADDRESS']}:{stack_env['NGINX_HTTP_PORT']}"
-
-
-def wait_stack_healthy(stack_env: dict | None = None) -> None:
-    for service in SERVICES:
-        faults.wait_healthy(service, timeout=180)
-    if stack_env:  # and the front door answers (not in another run's maintenance mode)
-        deadline = time.monotonic() + 120
-        while http_get(base_url(stack_env) + "/api/health") != 200 and time.monotonic() < deadline:
-            time.sleep(2)
-
-
-def wait_quiet(max_wait: float = 180.0) -> None:
-    """Give other test runs' CPU burners a chance to finish before judging host CPU (best effort)."""
-    deadline = time.monotonic() + max_wait
-    cpus = os.cpu_count() or 1
-    while time.monotonic() < deadline:
-        with open("/proc/loadavg") as fh:
-            if float(fh.read().split()[0]) < cpus:
-                return
-        time.sleep(3)
-
-
-def http_get(url: str, timeout: float = 5.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            resp.read()
-            return resp.status
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return -1
-
-
 def not_ok(report) -> list[str]:
     return [f"{c['name']}={c['status']}: {c['message']}" for c in report["checks"] if c["status"] != "ok"]
-
-
-def _prometheus_error_rate(stack_env) -> float:
-    url = (f"http://{stack_env['BIND_ADDRESS']}:{stack_env['PROMETHEUS_PORT']}/api/v1/query?" + urllib.parse.urlencode(
-        {"query": '100 * (sum(increase(http_requests_total{status=~"5..",route!~"/metrics"}[1m])) or vector(0))'
-                  ' / sum(increase(http_requests_total{route!~"/metrics"}[1m]))'}))
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return float(json.load(resp)["data"]["result"][0]["value"][1])
-    except (OSError, ValueError, KeyError, IndexError):
-        return 0.0
 
 
 @pytest.fixture()
@@ -88,16 +48,7 @@ def fault_traffic_cleanup(stack_env):
     """After the test, wait until its 5xx answers (injected faults, or /api/health 503s while Redis is down) have
     left Prometheus' 1-minute window (at most 90 s): the health checks of the tests that follow must not see them."""
     yield
-    deadline = time.monotonic() + 90
-    while _prometheus_error_rate(stack_env) >= 0.5 and time.monotonic() < deadline:
-        time.sleep(3)
-
-
-def wait_no_recent_5xx(stack_env, max_wait: float = 90.0) -> None:
-    """Other runs' injected faults leave Prometheus' 1-minute window within a minute."""
-    deadline = time.monotonic() + max_wait
-    while _prometheus_error_rate(stack_env) >= 0.5 and time.monotonic() < deadline:
-        time.sleep(3)
+    wait_no_recent_5xx(stack_env)
 
 
 def test_healthy_stack_is_ok_with_every_key_metric(stack_env):
