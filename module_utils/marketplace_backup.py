@@ -546,7 +546,7 @@ def _short(exc):
 
 
 def runner_argument_spec():
-    """Options of the modules that run pg_dump / pg_restore (documented in each module)."""
+    """Options of the modules that run pg_dump / pg_restore (documented in doc_fragments/marketplace_backup.py)."""
     return dict(
         tools=dict(type="str", default="container", choices=["container", "local"]),
         docker_host=dict(type="str", default="unix:///var/run/docker.sock", fallback=(env_fallback, ["DOCKER_HOST"])),

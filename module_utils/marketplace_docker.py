@@ -55,7 +55,10 @@ DOCKER_ERRORS = (DockerException, OSError, *_TRANSPORT_ERRORS)
 
 
 def docker_argument_spec(**extra):
-    """The options every Docker module shares, plus the module's own (``extra``)."""
+    """The options every Docker module shares, plus the module's own (``extra``).
+
+    Documented in doc_fragments/marketplace_docker.py, except ``services``, which each module documents.
+    """
     spec = dict(
         docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST, aliases=["docker_url"],
                          fallback=(env_fallback, ["DOCKER_HOST"])),

@@ -33,7 +33,7 @@ PING_NAMES = {0: "accepting", 1: "rejecting", 2: "no_response", 3: "no_attempt"}
 
 
 def postgres_common_argument_spec():
-    """Connection options shared by every PostgreSQL module (documented in each module's DOCUMENTATION)."""
+    """Connection options shared by every PostgreSQL module (documented in doc_fragments/marketplace_postgres.py)."""
     return dict(
         login_host=dict(type="str", default=None, aliases=["host"], fallback=(env_fallback, ["PGHOST"])),
         login_port=dict(type="int", default=5432, aliases=["port"], fallback=(env_fallback, ["PGPORT"])),

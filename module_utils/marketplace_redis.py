@@ -25,7 +25,7 @@ REDIS_LIB = "redis (redis-py >= 5.0)"
 
 
 def redis_argument_spec():
-    """Connection options every Redis module takes (a fresh dict each call)."""
+    """Connection options every Redis module takes (a fresh dict each call; doc_fragments/marketplace_redis.py)."""
     return dict(
         login_host=dict(type="str", default="localhost"),
         login_port=dict(type="int", default=6379),
