@@ -7,6 +7,7 @@ module_utils/ importable under that package, then calls the module's ``main()`` 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import io
 import json
@@ -19,6 +20,7 @@ from ansible.module_utils.testing import patch_module_args
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "library"
 MODULE_UTILS = ROOT / "module_utils"
+ANSIBLE_CFG = ROOT / "ansible.cfg"
 
 if str(MODULE_UTILS) not in ansible.module_utils.__path__:
     ansible.module_utils.__path__.append(str(MODULE_UTILS))
@@ -56,7 +58,7 @@ def run_module(name: str, args: dict | None = None, check_mode: bool = False) ->
     return result
 
 
-__all__ = ["load_module", "run_module", "sys"]
+__all__ = ["load_module", "module_docs", "run_module", "sys"]
 
 
 # Keys Ansible itself adds to every result; RETURN does not need to document them.
@@ -64,11 +66,37 @@ STANDARD_RESULT_KEYS = {"changed", "failed", "msg", "invocation", "warnings", "d
                         "skipped", "_raw", "exception"}
 
 
-def documented_return_keys(name: str) -> set[str]:
-    import yaml
+@functools.cache
+def fragment_loader():
+    """Ansible's doc-fragment loader, searching the ``doc_fragment_plugins`` paths our ansible.cfg sets.
 
-    mod = load_module(name)
-    return set((yaml.safe_load(mod.RETURN) or {}).keys())
+    The paths come from ansible's own config manager reading ansible.cfg (relative paths resolved the way
+    ansible resolves them), whatever ANSIBLE_CONFIG or the working directory of the test run is.
+    """
+    from ansible.config.manager import ConfigManager
+    from ansible.plugins.loader import fragment_loader as loader
+
+    for path in ConfigManager(str(ANSIBLE_CFG)).get_config_value("DOC_FRAGMENT_PLUGIN_PATH") or []:
+        loader.add_directory(path)
+    return loader
+
+
+def module_docs(name: str) -> tuple[dict, str, dict]:
+    """``(doc, examples, returndocs)`` of library/<name>.py as ansible-doc reads them.
+
+    ``doc`` is DOCUMENTATION with every ``extends_documentation_fragment`` merged in by ansible itself
+    (``ansible.utils.plugin_docs.get_docstring`` -> ``add_fragments``); an unknown fragment raises.
+    ``returndocs`` is RETURN: ansible merges fragments into DOCUMENTATION only, so RETURN is the module's own.
+    """
+    from ansible.utils.plugin_docs import get_docstring
+
+    doc, examples, returndocs, _metadata = get_docstring(str(LIBRARY / f"{name}.py"), fragment_loader(),
+                                                         is_module=True)
+    return doc or {}, examples, returndocs or {}
+
+
+def documented_return_keys(name: str) -> set[str]:
+    return set(module_docs(name)[2])
 
 
 def assert_return_documented(name: str, result: dict) -> None:
