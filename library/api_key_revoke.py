@@ -22,59 +22,9 @@ description:
 version_added: "1.0.0"
 author:
   - Equipment Marketplace operations team
-requirements:
-  - psycopg >= 3.1 (psycopg 3)
+extends_documentation_fragment:
+  - marketplace_postgres
 options:
-  login_host:
-    description:
-      - Host name or IP address of the PostgreSQL server, or a directory holding its Unix socket.
-      - Falls back to the E(PGHOST) environment variable; when neither is set libpq's default socket is used.
-    type: str
-    aliases: [host]
-  login_port:
-    description:
-      - Port of the server. Falls back to E(PGPORT).
-    type: int
-    default: 5432
-    aliases: [port]
-  login_user:
-    description:
-      - Database role to log in as (needs C(UPDATE) on O(table)). Falls back to E(PGUSER).
-    type: str
-    default: postgres
-    aliases: [user]
-  login_password:
-    description:
-      - Password of O(login_user). Falls back to E(PGPASSWORD). Never shown in any result or message.
-    type: str
-    aliases: [password]
-  login_db:
-    description:
-      - Database holding O(table). Falls back to E(PGDATABASE).
-    type: str
-    default: postgres
-    aliases: [db]
-  ssl_mode:
-    description:
-      - libpq C(sslmode) of the connection.
-    type: str
-    default: prefer
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  ca_cert:
-    description:
-      - CA certificate file used to verify the server (libpq C(sslrootcert)).
-    type: path
-    aliases: [ssl_rootcert]
-  connect_timeout:
-    description:
-      - Seconds to wait for the connection (libpq C(connect_timeout); libpq treats values below 2 as 2).
-    type: int
-    default: 5
-  statement_timeout:
-    description:
-      - Milliseconds each statement may run (C(SET LOCAL statement_timeout)); 0 disables the limit.
-    type: int
-    default: 5000
   all:
     description:
       - Revoke every key that is not revoked yet. Cannot be combined with O(keys).
@@ -89,7 +39,8 @@ options:
     default: []
   table:
     description:
-      - The API key table, as C(table) or C(schema.table) (quoted with C(psycopg.sql)).
+      - The API key table in O(login_db), as C(table) or C(schema.table) (quoted with C(psycopg.sql)).
+      - O(login_user) needs C(UPDATE) on it.
     type: str
     default: api_keys
   max_keys:

@@ -23,6 +23,8 @@ version_added: "1.0.0"
 author: Equipment Marketplace operations
 requirements:
   - docker (Docker SDK for Python) >= 7.1 when O(list_archive=true) and O(tools=container)
+extends_documentation_fragment:
+  - marketplace_backup
 options:
   backup_dir:
     description: Directory of the backups.
@@ -89,50 +91,13 @@ options:
     description: Seconds a leftover must be old before it is removed (a second guard next to the flock).
     type: int
     default: 0
-  tools:
-    description: Where C(pg_restore -l) runs (see M(backup_dump)).
-    type: str
-    default: container
-    choices: [container, local]
-  docker_host:
-    description: Docker daemon URL. Falls back to E(DOCKER_HOST).
-    type: str
-    default: unix:///var/run/docker.sock
-  compose_project:
-    description: Compose project of the postgres container.
-    type: str
-    default: equipment-marketplace
-  postgres_service:
-    description: Compose service of the postgres container.
-    type: str
-    default: postgres
-  container:
-    description: Name or id of the postgres container.
-    type: str
-  container_dir:
-    description: Path of O(backup_dir) inside the container; default from its mounts.
-    type: str
-  container_db_user:
-    description: Database role of the tools in the container (unused by C(pg_restore -l)).
-    type: str
-    default: postgres
-  container_exec_user:
-    description: OS user of the tools in the container.
-    type: str
-    default: root
-  container_socket_dir:
-    description: Socket directory in the container (unused by C(pg_restore -l)).
-    type: str
-  container_port:
-    description: Port of the server inside the container (its socket name); default O(login_port).
-    type: int
-  pg_bin_dir:
-    description: Directory of the client binaries for O(tools=local).
-    type: path
   tool_timeout:
     description: Seconds C(pg_restore -l) may run.
     type: int
     default: 600
+notes:
+  - O(container_db_user), O(container_socket_dir) and O(container_port) are not used; C(pg_restore -l) reads
+    the archive without connecting to a server.
 """
 
 EXAMPLES = r"""

@@ -22,7 +22,8 @@ description:
     local socket, so no password is passed to any process); the container must mount the backup directory
     (the module maps the host path through the container's mounts). With O(tools=local) the host's binaries
     connect over TCP with the password in E(PGPASSWORD).
-  - The snapshot and the row counts use a psycopg connection with the O(login_user) credentials.
+  - The snapshot and the row counts use a psycopg connection to O(database) with the O(login_user) credentials
+    (a superuser or the owner of every table).
   - A concurrent run's temp files are protected by a C(flock) on them; leftovers nobody holds are removed
     before the dump (O(clean_leftovers)).
   - If the module is interrupted (SIGTERM, SIGINT, SIGHUP) it terminates its C(pg_dump) server backend
@@ -31,8 +32,10 @@ description:
 version_added: "1.0.0"
 author: Equipment Marketplace operations
 requirements:
-  - psycopg >= 3.1
   - docker (Docker SDK for Python) >= 7.1 when O(tools=container)
+extends_documentation_fragment:
+  - marketplace_postgres
+  - marketplace_backup
 options:
   database:
     description: Database to back up.
@@ -67,89 +70,11 @@ options:
     description: Remove temp files and manifest-less backup files of earlier runs that no running backup holds.
     type: bool
     default: true
-  tools:
-    description:
-      - Where C(pg_dump) / C(pg_restore) run. C(container) - inside the postgres container (docker exec through
-        the Docker SDK); C(local) - on this host over TCP.
-    type: str
-    default: container
-    choices: [container, local]
-  docker_host:
-    description: Docker daemon URL (O(tools=container)). Falls back to E(DOCKER_HOST).
-    type: str
-    default: unix:///var/run/docker.sock
-  compose_project:
-    description: Compose project of the postgres container (selected by the compose labels).
-    type: str
-    default: equipment-marketplace
-  postgres_service:
-    description: Compose service of the postgres container.
-    type: str
-    default: postgres
-  container:
-    description: Name or id of the postgres container; overrides O(compose_project) / O(postgres_service).
-    type: str
-  container_dir:
-    description:
-      - Path of O(backup_dir) inside the container. Default - worked out from the container's mounts.
-    type: str
-  container_db_user:
-    description: Database role the tools use inside the container (peer authentication on the socket).
-    type: str
-    default: postgres
-  container_exec_user:
-    description: OS user the tools run as inside the container (must be mapped to O(container_db_user)).
-    type: str
-    default: root
-  container_socket_dir:
-    description: Socket directory inside the container; default libpq's.
-    type: str
-  container_port:
-    description: Port of the server inside the container (its socket name); default O(login_port).
-    type: int
-  pg_bin_dir:
-    description: Directory of the client binaries for O(tools=local); default the PATH.
-    type: path
-  tool_timeout:
-    description: Seconds pg_dump may run.
-    type: int
-    default: 3600
-  login_host:
-    description: Host of the server for the snapshot connection (and for O(tools=local)). Falls back to E(PGHOST).
-    type: str
-    aliases: [host]
-  login_port:
-    description: Port of the server. Falls back to E(PGPORT).
-    type: int
-    default: 5432
-    aliases: [port]
-  login_user:
-    description: Role of the snapshot connection (a superuser or the owner of every table). Falls back to E(PGUSER).
-    type: str
-    default: postgres
-    aliases: [user]
-  login_password:
-    description: Password of O(login_user). Falls back to E(PGPASSWORD). Never shown.
-    type: str
-    aliases: [password]
   login_db:
     description: Ignored (the connection goes to O(database)); accepted for a shared connection dict.
     type: str
     default: postgres
     aliases: [db]
-  ssl_mode:
-    description: libpq sslmode.
-    type: str
-    default: prefer
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  ca_cert:
-    description: CA certificate to verify the server (libpq sslrootcert).
-    type: path
-    aliases: [ssl_rootcert]
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 5
   statement_timeout:
     description: Milliseconds each row count may take; 0 disables the limit.
     type: int

@@ -27,12 +27,15 @@ description:
     O(list_pattern).
   - Check mode changes nothing; restore, swap and drop describe what they would do.
   - C(pg_restore) runs inside the postgres container by default (see M(backup_dump)); the admin connection
-    uses the O(login_user) credentials.
+    uses the O(login_user) credentials (a superuser, or a role with CREATEDB that owns the databases) and
+    the maintenance database O(login_db).
 version_added: "1.0.0"
 author: Equipment Marketplace operations
 requirements:
-  - psycopg >= 3.1
   - docker (Docker SDK for Python) >= 7.1 when O(tools=container)
+extends_documentation_fragment:
+  - marketplace_postgres
+  - marketplace_backup
 options:
   action:
     description: What to do.
@@ -121,86 +124,10 @@ options:
     description: Seconds O(action=swap) keeps terminating sessions before it gives up.
     type: int
     default: 30
-  tools:
-    description: Where C(pg_restore) runs (see M(backup_dump)).
-    type: str
-    default: container
-    choices: [container, local]
-  docker_host:
-    description: Docker daemon URL. Falls back to E(DOCKER_HOST).
-    type: str
-    default: unix:///var/run/docker.sock
-  compose_project:
-    description: Compose project of the postgres container.
-    type: str
-    default: equipment-marketplace
-  postgres_service:
-    description: Compose service of the postgres container.
-    type: str
-    default: postgres
-  container:
-    description: Name or id of the postgres container.
-    type: str
-  container_dir:
-    description: Path of O(backup_dir) inside the container; default from its mounts.
-    type: str
-  container_db_user:
-    description: Database role of C(pg_restore) in the container (peer authentication).
-    type: str
-    default: postgres
-  container_exec_user:
-    description: OS user of the tools in the container.
-    type: str
-    default: root
-  container_socket_dir:
-    description: Socket directory in the container.
-    type: str
-  container_port:
-    description: Port of the server inside the container (its socket name); default O(login_port).
-    type: int
-  pg_bin_dir:
-    description: Directory of the client binaries for O(tools=local).
-    type: path
   tool_timeout:
     description: Seconds C(pg_restore) may run.
     type: int
     default: 7200
-  login_host:
-    description: Host of the server. Falls back to E(PGHOST).
-    type: str
-    aliases: [host]
-  login_port:
-    description: Port of the server. Falls back to E(PGPORT).
-    type: int
-    default: 5432
-    aliases: [port]
-  login_user:
-    description: Admin role (a superuser, or a role with CREATEDB that owns the databases). Falls back to E(PGUSER).
-    type: str
-    default: postgres
-    aliases: [user]
-  login_password:
-    description: Password of O(login_user). Falls back to E(PGPASSWORD). Never shown.
-    type: str
-    aliases: [password]
-  login_db:
-    description: Maintenance database of the admin connection. Falls back to E(PGDATABASE).
-    type: str
-    default: postgres
-    aliases: [db]
-  ssl_mode:
-    description: libpq sslmode.
-    type: str
-    default: prefer
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  ca_cert:
-    description: CA certificate to verify the server (libpq sslrootcert).
-    type: path
-    aliases: [ssl_rootcert]
-  connect_timeout:
-    description: Seconds to wait for a connection.
-    type: int
-    default: 5
   statement_timeout:
     description: Milliseconds each count or catalogue statement may take; 0 disables the limit.
     type: int

@@ -24,26 +24,9 @@ description:
     C(available=false) with a reason, not a failure.
 version_added: "1.0.0"
 author: Equipment Marketplace operations
-requirements:
-  - docker (Docker SDK for Python) >= 7.1
+extends_documentation_fragment:
+  - marketplace_docker
 options:
-  docker_host:
-    description:
-      - URL of the Docker daemon. Falls back to the E(DOCKER_HOST) environment variable.
-    type: str
-    default: unix:///var/run/docker.sock
-    aliases: [docker_url]
-  timeout:
-    description:
-      - Timeout in seconds of each Docker API call (a log stream, once open, is read to its end).
-    type: int
-    default: 10
-  project:
-    description:
-      - Compose project name. Falls back to the E(COMPOSE_PROJECT_NAME) environment variable.
-    type: str
-    required: true
-    aliases: [project_name]
   services:
     description:
       - Services whose logs are read (default all). An unknown service fails, listing the known ones.
@@ -108,6 +91,7 @@ notes:
   - Literal values shorter than 4 characters are not redacted literally (they would shred the text);
     the patterns still apply.
   - Logs of stopped containers of the project are read too (they tell why a service died).
+  - O(timeout) limits each Docker API call; a log stream, once open, is read to its end.
 """
 
 EXAMPLES = r"""

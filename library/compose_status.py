@@ -21,26 +21,10 @@ description:
 version_added: "1.0.0"
 author: Equipment Marketplace operations
 requirements:
-  - docker (Docker SDK for Python) >= 7.1
   - PyYAML (optional, to read the expected services from the project's compose file)
+extends_documentation_fragment:
+  - marketplace_docker
 options:
-  docker_host:
-    description:
-      - URL of the Docker daemon. Falls back to the E(DOCKER_HOST) environment variable.
-    type: str
-    default: unix:///var/run/docker.sock
-    aliases: [docker_url]
-  timeout:
-    description:
-      - Timeout in seconds of each Docker API call. Keep it above 2, a stats sample takes up to 2 s.
-    type: int
-    default: 10
-  project:
-    description:
-      - Compose project name. Falls back to the E(COMPOSE_PROJECT_NAME) environment variable.
-    type: str
-    required: true
-    aliases: [project_name]
   services:
     description:
       - Only report these services (default all). Each listed service is expected to run; a listed
@@ -105,6 +89,7 @@ notes:
   - Memory usage excludes the inactive page cache (C(total_inactive_file) on cgroup v1, C(inactive_file)
     on cgroup v2), like the Docker CLI.
   - One-off containers (C(docker compose run)) are ignored.
+  - Keep O(timeout) above 2 seconds; a stats sample takes up to 2 s.
 """
 
 EXAMPLES = r"""

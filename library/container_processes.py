@@ -20,26 +20,9 @@ description:
     C(available=false) with a reason, not a failure.
 version_added: "1.0.0"
 author: Equipment Marketplace operations
-requirements:
-  - docker (Docker SDK for Python) >= 7.1
+extends_documentation_fragment:
+  - marketplace_docker
 options:
-  docker_host:
-    description:
-      - URL of the Docker daemon. Falls back to the E(DOCKER_HOST) environment variable.
-    type: str
-    default: unix:///var/run/docker.sock
-    aliases: [docker_url]
-  timeout:
-    description:
-      - Timeout in seconds of each Docker API call.
-    type: int
-    default: 10
-  project:
-    description:
-      - Compose project name. Falls back to the E(COMPOSE_PROJECT_NAME) environment variable.
-    type: str
-    required: true
-    aliases: [project_name]
   services:
     description:
       - Only containers of these services (default all services).

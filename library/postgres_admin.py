@@ -22,61 +22,9 @@ description:
 version_added: "1.0.0"
 author:
   - Equipment Marketplace operations team
-requirements:
-  - psycopg >= 3.1 (psycopg 3)
+extends_documentation_fragment:
+  - marketplace_postgres
 options:
-  login_host:
-    description:
-      - Host name or IP address of the PostgreSQL server, or a directory holding its Unix socket.
-      - Falls back to the E(PGHOST) environment variable; when neither is set libpq's default socket is used.
-    type: str
-    aliases: [host]
-  login_port:
-    description:
-      - Port of the server. Falls back to E(PGPORT).
-    type: int
-    default: 5432
-    aliases: [port]
-  login_user:
-    description:
-      - Database role to log in as. Falls back to E(PGUSER).
-      - Signalling another role's backend needs a superuser or C(pg_signal_backend) membership.
-    type: str
-    default: postgres
-    aliases: [user]
-  login_password:
-    description:
-      - Password of O(login_user). Falls back to E(PGPASSWORD). Never shown in any result or message.
-    type: str
-    aliases: [password]
-  login_db:
-    description:
-      - Database to connect to (and to analyse). Falls back to E(PGDATABASE).
-    type: str
-    default: postgres
-    aliases: [db]
-  ssl_mode:
-    description:
-      - libpq C(sslmode) of the connection.
-    type: str
-    default: prefer
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  ca_cert:
-    description:
-      - CA certificate file used to verify the server (libpq C(sslrootcert)).
-    type: path
-    aliases: [ssl_rootcert]
-  connect_timeout:
-    description:
-      - Seconds to wait for the connection (libpq C(connect_timeout); libpq treats values below 2 as 2).
-    type: int
-    default: 5
-  statement_timeout:
-    description:
-      - Milliseconds the module's own inspection statements may run; 0 disables the limit.
-      - C(ANALYZE) is limited by O(analyze_timeout) instead.
-    type: int
-    default: 5000
   action:
     description:
       - C(analyze) updates planner statistics; C(cancel) interrupts the running query of each chosen backend
@@ -157,7 +105,8 @@ options:
     type: int
     default: 1000
   analyze_timeout:
-    description: Seconds C(ANALYZE) may run (its C(statement_timeout)); 0 means no limit.
+    description:
+      - Seconds C(ANALYZE) may run (its C(statement_timeout), in place of O(statement_timeout)); 0 means no limit.
     type: int
     default: 600
   query_max_length:
@@ -167,6 +116,7 @@ options:
 notes:
   - Check mode is supported and changes nothing.
   - Without O(pids) and without any filter the module refuses to cancel or terminate anything.
+  - Signalling another role's backend needs O(login_user) to be a superuser or a member of C(pg_signal_backend).
 seealso:
   - module: postgres_health
 """

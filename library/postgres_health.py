@@ -10,8 +10,9 @@ description:
   - Gathers in one call what the operations runbook spreads over many C(psql) one-liners, and turns every value
     into a check C({name, status, value, threshold, message}) with C(status) one of C(ok), C(warning),
     C(critical) (or C(unknown) when a section could not be gathered, for example on a statement timeout).
-  - Every query runs in a READ ONLY transaction limited by C(SET LOCAL statement_timeout); each section runs in
-    its own savepoint, so one failing section does not hide the others.
+  - Every query runs in a READ ONLY transaction limited by C(SET LOCAL statement_timeout) (O(statement_timeout),
+    also used as its C(lock_timeout)); each section runs in its own savepoint, so one failing section does not
+    hide the others.
   - An unreachable server, a wrong password or a missing database is a result, not a failure
     (RV(available=false) plus RV(reason)); the playbook decides the severity.
   - Connections count only C(backend_type = 'client backend') against
@@ -22,61 +23,9 @@ description:
 version_added: "1.0.0"
 author:
   - Equipment Marketplace operations team
-requirements:
-  - psycopg >= 3.1 (psycopg 3)
+extends_documentation_fragment:
+  - marketplace_postgres
 options:
-  login_host:
-    description:
-      - Host name or IP address of the PostgreSQL server, or a directory holding its Unix socket.
-      - Falls back to the E(PGHOST) environment variable; when neither is set libpq's default socket is used.
-    type: str
-    aliases: [host]
-  login_port:
-    description:
-      - Port of the server. Falls back to E(PGPORT).
-    type: int
-    default: 5432
-    aliases: [port]
-  login_user:
-    description:
-      - Database role to log in as. Falls back to E(PGUSER).
-      - A superuser or a member of C(pg_monitor) sees every session's query text.
-    type: str
-    default: postgres
-    aliases: [user]
-  login_password:
-    description:
-      - Password of O(login_user). Falls back to E(PGPASSWORD). Never shown in any result or message.
-    type: str
-    aliases: [password]
-  login_db:
-    description:
-      - Database to connect to; cache and maintenance checks look at this database. Falls back to E(PGDATABASE).
-    type: str
-    default: postgres
-    aliases: [db]
-  ssl_mode:
-    description:
-      - libpq C(sslmode) of the connection.
-    type: str
-    default: prefer
-    choices: [disable, allow, prefer, require, verify-ca, verify-full]
-  ca_cert:
-    description:
-      - CA certificate file used to verify the server (libpq C(sslrootcert)).
-    type: path
-    aliases: [ssl_rootcert]
-  connect_timeout:
-    description:
-      - Seconds to wait for the connection (libpq C(connect_timeout); libpq treats values below 2 as 2).
-    type: int
-    default: 5
-  statement_timeout:
-    description:
-      - Milliseconds any single statement may run (C(SET LOCAL statement_timeout)); 0 disables the limit.
-      - Also used as C(lock_timeout) of the read-only transaction.
-    type: int
-    default: 5000
   sections:
     description:
       - Which sections to gather. Liveness (with version and uptime) is always gathered.
@@ -200,6 +149,8 @@ notes:
   - Check mode is supported; the module never changes anything.
   - Query texts are shown as the server reports them (cut to O(query_max_length)); passwords of the module
     never appear in the result.
+  - O(login_user) sees every session's query text when it is a superuser or a member of C(pg_monitor).
+  - The cache and maintenance checks look at O(login_db).
 seealso:
   - module: postgres_admin
 """

@@ -22,48 +22,9 @@ description:
 version_added: "1.0.0"
 author:
   - Equipment Marketplace operations team
-requirements:
-  - redis (redis-py) >= 5.0 on the host that runs the module
+extends_documentation_fragment:
+  - marketplace_redis
 options:
-  login_host:
-    description: Host name or address of the Redis server.
-    type: str
-    default: localhost
-  login_port:
-    description: TCP port of the Redis server.
-    type: int
-    default: 6379
-  login_user:
-    description: ACL user name (Redis 6+). Leave unset for the C(default) user with C(requirepass).
-    type: str
-  login_password:
-    description:
-      - Password (C(requirepass) or the ACL user's password).
-      - When not set, the E(REDIS_PASSWORD) environment variable is used.
-    type: str
-  db:
-    description: Logical database selected by the connection. Health data covers the whole server.
-    type: int
-    default: 0
-  tls:
-    description: Connect with TLS.
-    type: bool
-    default: false
-  validate_certs:
-    description: With O(tls=true), verify the server certificate and host name.
-    type: bool
-    default: true
-  ca_certs:
-    description: With O(tls=true), CA bundle file used to verify the server certificate.
-    type: path
-  connect_timeout:
-    description: Seconds to wait for the TCP (and TLS) connection.
-    type: float
-    default: 3.0
-  socket_timeout:
-    description: Seconds to wait for any single reply.
-    type: float
-    default: 5.0
   sections:
     description:
       - Which sections to gather, any of V(memory), V(stats), V(clients), V(latency), V(slowlog),
@@ -176,6 +137,7 @@ notes:
   - C(maxclients) is read from C(INFO clients) (Redis 7) or C(CONFIG GET); a server with C(CONFIG) renamed or
     denied by ACL is tolerated.
   - Redis Cluster and Sentinel topologies are not walked; point the module at each node.
+  - Health data covers the whole server, whichever logical database O(db) selects.
 seealso:
   - module: redis_keys
 """

@@ -26,53 +26,14 @@ description:
 version_added: "1.0.0"
 author:
   - Equipment Marketplace operations team
-requirements:
-  - redis (redis-py) >= 5.0 on the host that runs the module
+extends_documentation_fragment:
+  - marketplace_redis
 options:
-  login_host:
-    description: Host name or address of the Redis server.
-    type: str
-    default: localhost
-  login_port:
-    description: TCP port of the Redis server.
-    type: int
-    default: 6379
-  login_user:
-    description: ACL user name (Redis 6+). Leave unset for the C(default) user with C(requirepass).
-    type: str
-  login_password:
-    description:
-      - Password (C(requirepass) or the ACL user's password).
-      - When not set, the E(REDIS_PASSWORD) environment variable is used.
-    type: str
-  db:
-    description: Logical database to work on (C(SELECT)). Ignored by O(state=flushall), which empties all of them.
-    type: int
-    default: 0
-  tls:
-    description: Connect with TLS.
-    type: bool
-    default: false
-  validate_certs:
-    description: With O(tls=true), verify the server certificate and host name.
-    type: bool
-    default: true
-  ca_certs:
-    description: With O(tls=true), CA bundle file used to verify the server certificate.
-    type: path
-  connect_timeout:
-    description: Seconds to wait for the TCP (and TLS) connection.
-    type: float
-    default: 3.0
-  socket_timeout:
-    description: Seconds to wait for any single reply.
-    type: float
-    default: 5.0
   state:
     description:
       - V(absent) deletes the keys matching O(pattern) in O(db).
       - V(flushdb) empties O(db) (C(FLUSHDB ASYNC)).
-      - V(flushall) empties every database of the server (C(FLUSHALL ASYNC)).
+      - V(flushall) empties every database of the server (C(FLUSHALL ASYNC)); O(db) is ignored.
     type: str
     choices: [absent, flushdb, flushall]
     default: absent
