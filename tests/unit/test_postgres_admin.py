@@ -6,111 +6,32 @@ the test is ever signalled. A finaliser terminates any tagged session that is le
 """
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from tests.helpers.modules import assert_return_documented, run_module
+from tests.helpers.pg_sessions import poll, scratch_dsn_with_lock_table
 
 TAG = "em-test-pgadmin-" + uuid.uuid4().hex[:8]
 
 
-def poll(fn, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="module")
-def admin_conn(pg_dsn):
-    conn = psycopg.connect(pg_dsn, autocommit=True, application_name=TAG + "-admin")
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
-def scratch_db(admin_conn):
-    name = "em_pgtest_" + uuid.uuid4().hex[:10]
-    admin_conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    try:
-        yield name
-    finally:
-        admin_conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            psycopg.sql.Identifier(name)))
+def pg_tag():
+    return TAG
 
 
 @pytest.fixture(scope="module")
 def scratch_dsn(pg_dsn, scratch_db):
-    dsn = make_conninfo(pg_dsn, dbname=scratch_db)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE locks (id int PRIMARY KEY, v int NOT NULL)")
-        conn.execute("INSERT INTO locks SELECT g, 0 FROM generate_series(1, 10) g")
-        conn.execute('CREATE SCHEMA "Ops"')
-        conn.execute('CREATE TABLE "Ops"."Mixed Case" (id int)')
-        conn.execute('INSERT INTO "Ops"."Mixed Case" SELECT generate_series(1, 100)')
-    return dsn
+    return scratch_dsn_with_lock_table(pg_dsn, scratch_db,
+                                      'CREATE SCHEMA "Ops"', 'CREATE TABLE "Ops"."Mixed Case" (id int)',
+                                      'INSERT INTO "Ops"."Mixed Case" SELECT generate_series(1, 100)')
 
 
 @pytest.fixture()
 def scratch_params(pg_params, scratch_db):
     return {**pg_params, "login_db": scratch_db}
-
-
-class Sessions:
-    def __init__(self, admin):
-        self.admin = admin
-        self.conns = []
-        self.threads = []
-
-    def open(self, dsn, suffix, autocommit=True):
-        conn = psycopg.connect(dsn, autocommit=autocommit, application_name=f"{TAG}-{suffix}")
-        self.conns.append(conn)
-        return conn
-
-    def background(self, conn, query, params=None):
-        state = {"done": False, "error": None}
-
-        def target():
-            try:
-                conn.execute(query, params)
-            except Exception as exc:  # cancelled / terminated on purpose
-                state["error"] = exc
-            finally:
-                state["done"] = True
-
-        thread = threading.Thread(target=target, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-        state["thread"] = thread
-        return state
-
-    def close(self):
-        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE application_name LIKE %s AND pid <> pg_backend_pid()", (TAG + "-s-%",))
-        for thread in self.threads:
-            thread.join(timeout=10)
-        for conn in self.conns:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-
-@pytest.fixture()
-def sessions(admin_conn):
-    s = Sessions(admin_conn)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def activity(admin_conn, pid):

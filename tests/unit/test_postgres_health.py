@@ -6,110 +6,27 @@ so nothing in equipment_marketplace is locked or changed.
 """
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
-import time
 import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from tests.helpers.modules import assert_return_documented, run_module
+from tests.helpers.pg_sessions import poll, scratch_dsn_with_lock_table
 
 TAG = "em-test-pghealth-" + uuid.uuid4().hex[:8]
 STATUSES = {"ok", "warning", "critical", "unknown"}
 
 
-def poll(fn, timeout=10.0, interval=0.05, what="condition"):
-    """Call fn until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="module")
-def admin_conn(pg_dsn):
-    conn = psycopg.connect(pg_dsn, autocommit=True, application_name=TAG + "-admin")
-    yield conn
-    conn.close()
-
-
-@pytest.fixture(scope="module")
-def scratch_db(admin_conn):
-    """A database made from template1 for this module: no pg_stat_statements extension in it."""
-    name = "em_pgtest_" + uuid.uuid4().hex[:10]
-    admin_conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    try:
-        yield name
-    finally:
-        admin_conn.execute(psycopg.sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            psycopg.sql.Identifier(name)))
+def pg_tag():
+    return TAG
 
 
 @pytest.fixture(scope="module")
 def scratch_dsn(pg_dsn, scratch_db):
-    dsn = make_conninfo(pg_dsn, dbname=scratch_db)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE locks (id int PRIMARY KEY, v int NOT NULL)")
-        conn.execute("INSERT INTO locks SELECT g, 0 FROM generate_series(1, 10) g")
-    return dsn
-
-
-class Sessions:
-    """Sessions opened by a test; each is closed and, if still there, terminated at the end."""
-
-    def __init__(self, admin):
-        self.admin = admin
-        self.conns = []
-        self.threads = []
-
-    def open(self, dsn, suffix, autocommit=True):
-        conn = psycopg.connect(dsn, autocommit=autocommit, application_name=f"{TAG}-{suffix}")
-        self.conns.append(conn)
-        return conn
-
-    def background(self, conn, query, params=None):
-        """Run a statement in a thread; the returned dict gets 'done', 'error' when it ends."""
-        state = {"done": False, "error": None}
-
-        def target():
-            try:
-                conn.execute(query, params)
-            except Exception as exc:  # cancelled / terminated on purpose
-                state["error"] = exc
-            finally:
-                state["done"] = True
-
-        thread = threading.Thread(target=target, daemon=True)
-        thread.start()
-        self.threads.append(thread)
-        state["thread"] = thread
-        return state
-
-    def close(self):
-        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                           "WHERE application_name LIKE %s AND pid <> pg_backend_pid()", (TAG + "-s-%",))
-        for thread in self.threads:
-            thread.join(timeout=10)
-        for conn in self.conns:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-
-@pytest.fixture()
-def sessions(admin_conn):
-    s = Sessions(admin_conn)
-    try:
-        yield s
-    finally:
-        s.close()
+    return scratch_dsn_with_lock_table(pg_dsn, scratch_db)
 
 
 def activity(admin_conn, pid):
