@@ -147,10 +147,10 @@ from urllib.parse import urlencode
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import json_safe, threshold_check, validate_non_negative, worst_status
+from ansible.module_utils.marketplace_metrics import histogram_quantile as quantile
+from ansible.module_utils.marketplace_metrics import parse_samples, query_result_value
 from ansible.module_utils.urls import open_url
 
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\S+)?$")
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
 
@@ -169,45 +169,6 @@ def build_argument_spec():
         latency_p95_critical_seconds=dict(type="float", default=5.0),
         min_requests=dict(type="int", default=20),
     )
-
-
-def parse_text(text):
-    """Prometheus text format -> list of (name, labels, value)."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        if not m:
-            continue
-        labels = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in LABEL.findall(m.group(3) or "")}
-        try:
-            value = float(m.group(4))
-        except ValueError:
-            continue
-        out.append((m.group(1), labels, value))
-    return out
-
-
-def quantile(q, buckets):
-    """histogram_quantile over cumulative ``[(le, count)]`` sorted by le (le may be inf)."""
-    if not buckets:
-        return None
-    total = buckets[-1][1]
-    if total <= 0:
-        return None
-    rank = q * total
-    prev_le, prev_count = 0.0, 0.0
-    for le, count in buckets:
-        if count >= rank:
-            if math.isinf(le):
-                return prev_le  # in the +Inf bucket: the highest finite bound, as Prometheus does
-            if count == prev_count:
-                return le
-            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
-        prev_le, prev_count = le, count
-    return prev_le
 
 
 def reduce_metrics(samples, exclude):
@@ -248,7 +209,7 @@ def reduce_metrics(samples, exclude):
         "errors_5xx": int(errors),
         "error_rate_pct": round(100.0 * errors / requests, 2) if requests else None,
         "latency_mean_seconds": round(dur_sum / dur_count, 4) if dur_count else None,
-        "latency_p95_seconds": _round(quantile(0.95, sorted(buckets.items()))),
+        "latency_p95_seconds": _round(quantile(0.95, buckets)),
         "heap_used_bytes": _int(gauges.get("nodejs_heap_used_bytes")),
         "heap_total_bytes": _int(gauges.get("nodejs_heap_total_bytes")),
         "rss_bytes": _int(gauges.get("process_resident_memory_bytes")),
@@ -292,7 +253,7 @@ def judged(name, value, warning, critical, label, unit, requests, min_requests, 
 def scrape(url, params):
     target = {"url": url}
     try:
-        samples = parse_text(http_get(url, params))
+        samples = parse_samples(http_get(url, params))
     except Exception as exc:  # any transport error is a result
         target.update(available=False, reason=_reason(exc))
         return target, [{"name": "metrics_scrape:%s" % url, "component": "backend", "status": "critical",
@@ -326,13 +287,8 @@ def prom_query(base, expr, params):
 
 
 def prom_scalar(result):
-    if not result:
-        return None
-    try:
-        value = float(result[0]["value"][1])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+    """The value of the first series of a query's result list (finite), else None."""
+    return query_result_value(result[0]) if result else None
 
 
 def query_prometheus(params):

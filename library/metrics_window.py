@@ -188,16 +188,21 @@ checks:
   elements: dict
 """
 
-import re
 import time
 import urllib.error
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import check, json_safe, threshold_check, worst_status
+from ansible.module_utils.marketplace_metrics import (
+    bucket_deltas,
+    identity,
+    request_deltas,
+    select_series,
+    went_backwards,
+)
+from ansible.module_utils.marketplace_metrics import histogram_quantile as _histogram_quantile
+from ansible.module_utils.marketplace_metrics import parse_samples as parse_metrics
 from ansible.module_utils.urls import open_url
-
-SAMPLE_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*$")
-LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')
 
 
 def build_argument_spec():
@@ -221,109 +226,9 @@ def build_argument_spec():
     )
 
 
-# ------------------------------------------------------------------------------------------ parsing
-
-
-def _unescape(value):
-    return value.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
-
-
-def parse_metrics(text):
-    """Prometheus text format -> list of (name, labels dict, float value); comments and junk skipped."""
-    out = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = SAMPLE_LINE.match(line)
-        if not match:
-            continue
-        name, labels_text, raw = match.groups()
-        try:
-            value = float(raw)
-        except ValueError:
-            continue
-        labels = {k: _unescape(v) for k, v in LABEL_PAIR.findall(labels_text or "")}
-        out.append((name, labels, value))
-    return out
-
-
-def identity(samples):
-    """(process start time, version) when exported, else None."""
-    start = version = None
-    for name, labels, value in samples:
-        if name == "process_start_time_seconds":
-            start = value
-        elif name == "app_info" and "version" in labels:
-            version = labels["version"]
-    if start is None and version is None:
-        return None
-    return {"start_time": start, "version": version}
-
-
-def _series_key(name, labels):
-    return name + "{" + ",".join("%s=%s" % kv for kv in sorted(labels.items())) + "}"
-
-
-def counters(samples, names):
-    return {_series_key(n, lab): (n, lab, v) for n, lab, v in samples if n in names}
-
-
-def went_backwards(before, after):
-    return any(key in after and after[key][2] < value for key, (_, _, value) in before.items())
-
-
-def request_deltas(before, after, metric, exclude):
-    """Requests of the window per status code (series absent before count from zero)."""
-    by_status = {}
-    for key, (name, labels, value) in after.items():
-        if name != metric or labels.get("route") in exclude:
-            continue
-        delta = value - (before[key][2] if key in before else 0.0)
-        if delta <= 0:
-            continue
-        status = labels.get("status", labels.get("code", "unknown"))
-        by_status[status] = by_status.get(status, 0) + round(delta)
-    return by_status
-
-
-def bucket_deltas(before, after, metric, exclude):
-    """Cumulative bucket counts of the window summed over series: {upper bound: count}."""
-    buckets = {}
-    bucket_name = metric + "_bucket"
-    for key, (name, labels, value) in after.items():
-        if name != bucket_name or labels.get("route") in exclude or "le" not in labels:
-            continue
-        try:
-            upper = float(labels["le"])
-        except ValueError:
-            continue
-        delta = value - (before[key][2] if key in before else 0.0)
-        buckets[upper] = buckets.get(upper, 0.0) + max(delta, 0.0)
-    return buckets
-
-
 def histogram_quantile(q, buckets):
-    """Prometheus' histogram_quantile over {upper bound: cumulative count}; None without observations."""
-    if not buckets:
-        return None
-    bounds = sorted(buckets)
-    total = buckets[bounds[-1]]
-    if total <= 0:
-        return None
-    rank = q * total
-    lower, lower_count = 0.0, 0.0
-    for upper in bounds:
-        count = buckets[upper]
-        if count >= rank:
-            if upper == float("inf"):
-                finite = [b for b in bounds if b != float("inf")]
-                return finite[-1] if finite else None
-            if count == lower_count:
-                return upper
-            return lower + (upper - lower) * (rank - lower_count) / (count - lower_count)
-        lower, lower_count = upper, count
-    return None
+    """The window's latency quantile; None (unknown) when no finite bucket bound holds it."""
+    return _histogram_quantile(q, buckets, none_if_unbounded=True)
 
 
 # ------------------------------------------------------------------------------------------ sampling
@@ -378,7 +283,7 @@ def measure(module):
         return dict(available=False, reason=reason, url=p["url"], status="unknown", summary=reason, checks=unknown)
     first = parse_metrics(first_text)
     t0 = time.monotonic()
-    first_id, first_counters = identity(first), counters(first, names)
+    first_id, first_counters = identity(first), select_series(first, names)
     traffic = send_traffic(p)
 
     second_counters, same, samples, elapsed = None, False, 1, 0.0
@@ -392,7 +297,7 @@ def measure(module):
         samples += 1
         elapsed = time.monotonic() - t0
         parsed = parse_metrics(text)
-        second_id, second_counters = identity(parsed), counters(parsed, names)
+        second_id, second_counters = identity(parsed), select_series(parsed, names)
         same = (first_id == second_id) and not went_backwards(first_counters, second_counters)
         if same:
             break
