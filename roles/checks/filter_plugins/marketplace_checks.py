@@ -4,23 +4,48 @@
 # Roles get them by depending on the `checks` role.
 from __future__ import annotations
 
-import math
-import re
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def _load_marketplace_metrics():
+    """module_utils/marketplace_metrics.py, the file AnsiballZ ships to app_metrics and metrics_window.
+
+    A controller plugin cannot import it as ``ansible.module_utils.marketplace_metrics``: there
+    ``ansible.module_utils`` is ansible-core's own package, and ``module_utils = module_utils`` in ansible.cfg
+    only tells AnsiballZ where to find the imports of modules it packs (ansible/executor/module_common.py).
+    So the file is loaded by its path, relative to this one (roles/checks/filter_plugins/ ->
+    ../../../module_utils/), which holds wherever the repository is checked out and however the playbooks
+    run (ansible-playbook, ansible-runner with the repository as project_dir, ansible-lint, the unit tests);
+    failing that, from the module_utils paths ansible is configured with.
+    """
+    name = "marketplace_checks_marketplace_metrics"
+    if name in sys.modules:
+        return sys.modules[name]
+    candidates = [Path(__file__).resolve().parents[3] / "module_utils" / "marketplace_metrics.py"]
+    if not candidates[0].is_file():
+        from ansible import constants
+
+        candidates += [Path(d) / "marketplace_metrics.py" for d in constants.DEFAULT_MODULE_UTILS_PATH or []]
+    for path in candidates:
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            sys.modules[name] = module
+            return module
+    raise ImportError("marketplace_metrics.py not found in %s" % ", ".join(str(c.parent) for c in candidates))
+
+
+_metrics = _load_marketplace_metrics()
+_num = _metrics.finite_number
+histogram_quantile = _metrics.histogram_quantile
 
 STATUS_ORDER = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 SEVERITY_ORDER = {"P3": 1, "P2": 2, "P1": 3, "P0": 4}
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(?:\s+\d+)?\s*$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def _num(value):
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+REQUESTS = "http_requests_total"
+DURATION = "http_request_duration_seconds"
 
 
 def _fmt(value, unit=""):
@@ -109,83 +134,30 @@ def health_severity(checks):
 
 
 def parse_metrics(text):
-    """Prometheus text format -> list of (name, labels dict, value)."""
-    samples = []
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        if not match:
-            continue
-        value = _num(match.group(4)) if match.group(4) not in ("+Inf", "-Inf") else None
-        if value is None:
-            continue
-        labels = {k: v.replace('\\"', '"').replace("\\\\", "\\") for k, v in LABEL.findall(match.group(3) or "")}
-        samples.append((match.group(1), labels, value))
-    return samples
+    """Prometheus text format -> list of (name, labels dict, value); samples that are no finite number left out."""
+    return _metrics.parse_samples(text, finite_only=True)
 
 
-def _le(value):
-    return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
-
-
-def histogram_quantile(quantile, buckets):
-    """Prometheus' histogram_quantile over {le: cumulative count}; None without observations."""
-    ordered = sorted(((_le(le), count) for le, count in buckets.items()), key=lambda b: b[0])
-    if not ordered or ordered[-1][1] <= 0:
-        return None
-    total = ordered[-1][1]
-    rank = quantile * total
-    previous_le, previous_count = 0.0, 0.0
-    for le, count in ordered:
-        if count >= rank:
-            if math.isinf(le):
-                # In the +Inf bucket: Prometheus answers the highest finite bound.
-                return previous_le
-            if count == previous_count:
-                return le
-            return previous_le + (le - previous_le) * (rank - previous_count) / (count - previous_count)
-        previous_le, previous_count = le, count
-    return previous_le
-
-
-def _window_counts(samples, exclude_routes):
-    requests, errors, buckets = {}, {}, {}
-    start_time = None
-    for name, labels, value in samples:
-        if labels.get("route") in exclude_routes:
-            continue
-        if name == "http_requests_total":
-            key = (labels.get("method"), labels.get("route"), labels.get("status"))
-            requests[key] = value
-            if str(labels.get("status", "")).startswith("5"):
-                errors[key] = value
-        elif name == "http_request_duration_seconds_bucket" and "le" in labels:
-            key = (labels.get("method"), labels.get("route"), labels["le"])
-            buckets[key] = value
-        elif name == "process_start_time_seconds":
-            start_time = value
-    return requests, errors, buckets, start_time
+def _window_sample(text, exclude_routes):
+    samples = parse_metrics(text)
+    process = _metrics.identity(samples) or {}
+    return (_metrics.select_series(samples, {REQUESTS}, exclude_routes),
+            _metrics.select_series(samples, {DURATION + "_bucket"}, exclude_routes), process.get("start_time"))
 
 
 def health_metrics_window(first, second, seconds=None, quantile=0.95, exclude_routes=("/metrics",)):
     """5xx rate and latency quantile between two samples of a backend's /metrics text.
 
     Counters are cumulative, so only the deltas tell what happened in the window. Two samples from different
-    processes (another replica behind the proxy, or a restart: ``process_start_time_seconds`` differs) cannot
-    be compared and give no figures (``comparable=false``). ``exclude_routes`` leaves out scrapes of /metrics.
+    processes (another replica behind the proxy, or a restart: ``process_start_time_seconds`` differs, or a
+    request counter went backwards) cannot be compared and give no figures (``comparable=false``).
+    ``exclude_routes`` leaves out scrapes of /metrics.
     """
     exclude = set(exclude_routes or [])
-    req1, err1, bkt1, start1 = _window_counts(parse_metrics(first), exclude)
-    req2, err2, bkt2, start2 = _window_counts(parse_metrics(second), exclude)
-    comparable = bool(req2) and (start1 is None or start2 is None or start1 == start2)
-    if comparable and any(value < req1.get(key, 0.0) for key, value in req2.items()):
-        comparable = False  # a counter went backwards: another process answered
-
-    def delta(after, before):
-        return {key: value - before.get(key, 0.0) for key, value in after.items()}
-
+    req1, bkt1, start1 = _window_sample(first, exclude)
+    req2, bkt2, start2 = _window_sample(second, exclude)
+    comparable = (bool(req2) and (start1 is None or start2 is None or start1 == start2)
+                  and not _metrics.went_backwards(req1, req2))
     out = {"source": "metrics", "window_seconds": _num(seconds), "requests": None, "errors_5xx": None,
            "error_rate_pct": None, "p95_seconds": None, "quantile": quantile, "comparable": comparable,
            "samples_parsed": bool(req1) and bool(req2)}
@@ -194,12 +166,13 @@ def health_metrics_window(first, second, seconds=None, quantile=0.95, exclude_ro
             out["metrics_reason"] = ("the two /metrics samples came from different backend processes (replicas "
                                      "behind the proxy, or a restart)")
         return out
-    requests = sum(delta(req2, req1).values())
-    errors = sum(delta(err2, err1).values())
-    per_le = {}
-    for (_method, _route, le), value in delta(bkt2, bkt1).items():
-        per_le[le] = per_le.get(le, 0.0) + value
-    latency = histogram_quantile(quantile, per_le) if per_le else None
+    by_status = _metrics.request_deltas(req1, req2, REQUESTS)
+    requests = sum(by_status.values())
+    errors = sum(count for status, count in by_status.items() if str(status).startswith("5"))
+    # Comparability is judged on the request counters only; a bucket that went down (another process with the
+    # same start second) still subtracts here, as this filter always did (metrics_window floors it at 0).
+    buckets = _metrics.bucket_deltas(bkt1, bkt2, DURATION, floor_at_zero=False)
+    latency = histogram_quantile(quantile, buckets) if buckets else None
     out.update({
         "requests": int(requests),
         "errors_5xx": int(errors),
@@ -227,8 +200,7 @@ def health_prom_scalar(answer):
         return _num((result or [None, None])[1])
     if not result:
         return None
-    values = [_num((item.get("value") or [None, None])[1]) for item in result]
-    values = [v for v in values if v is not None]
+    values = [v for v in map(_metrics.query_result_value, result) if v is not None]
     return max(values) if values else None
 
 
