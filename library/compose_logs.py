@@ -359,8 +359,9 @@ def render(entries, limit, redactor, with_ts, name_prefix, keep):
     return out
 
 
-def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+def run(module):
+    """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
+    health_gather calls it in-process with its own."""
     check_docker_sdk(module)
     validate_common(module)
     params = module.params
@@ -507,6 +508,10 @@ def redact_literal_obj(redactor, obj):
     if isinstance(obj, list):
         return [redact_literal_obj(redactor, v) for v in obj]
     return obj
+
+
+def main():
+    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

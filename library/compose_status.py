@@ -566,8 +566,9 @@ def gather(module, client):
                 duration_seconds=round(time.monotonic() - started, 3))
 
 
-def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+def run(module):
+    """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
+    health_gather calls it in-process with its own."""
     check_docker_sdk(module)
     validate_common(module)
     validate_non_negative(module, module.params, ["restart_count_warning", "memory_percent_warning",
@@ -585,6 +586,10 @@ def main():
     finally:
         client.close()
     module.exit_json(changed=False, **json_safe(result))
+
+
+def main():
+    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

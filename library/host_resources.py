@@ -461,8 +461,9 @@ def gather(params):
     return result
 
 
-def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+def run(module):
+    """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
+    health_gather calls it in-process with its own."""
     params = module.params
     validate_choices_list(module, params["sections"], SECTIONS, "sections")
     validate_non_negative(module, params, ["sample_seconds", "top", "memory_warning_pct", "memory_critical_pct",
@@ -477,6 +478,10 @@ def main():
     except OSError as exc:
         module.fail_json(msg="cannot read host resources: %s" % exc)
     module.exit_json(changed=False, **json_safe(result))
+
+
+def main():
+    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -252,8 +252,9 @@ def run_probe(probe, params, contexts):
     return result
 
 
-def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+def run(module):
+    """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
+    health_gather calls it in-process with its own."""
     params = module.params
     if params["timeout"] <= 0:
         module.fail_json(msg="timeout must be positive")
@@ -288,6 +289,10 @@ def main():
     results = dict(zip(names, outcomes, strict=True))
     module.exit_json(changed=False, probes=results, failed_probes=[n for n in names if not results[n]["ok"]],
                      duration_ms=round((time.monotonic() - started) * 1000.0, 2), probed_at=probed_at)
+
+
+def main():
+    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

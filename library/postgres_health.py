@@ -855,12 +855,17 @@ def gather(params):
     return Gatherer(params).run()
 
 
-def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+def run(module):
+    """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
+    health_gather calls it in-process with its own."""
     require_psycopg(module)
     validate(module)
     result = gather(module.params)
     module.exit_json(changed=False, **result)
+
+
+def main():
+    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

@@ -798,8 +798,9 @@ class Gatherer:
         return self.result
 
 
-def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+def run(module):
+    """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
+    health_gather calls it in-process with its own."""
     validate(module)
     require_redis_lib(module)
     p = module.params
@@ -825,6 +826,10 @@ def main():
                          checks=checks, **json_safe(result))
     finally:
         client.close()
+
+
+def main():
+    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":
