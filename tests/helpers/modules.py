@@ -22,8 +22,10 @@ LIBRARY = ROOT / "library"
 MODULE_UTILS = ROOT / "module_utils"
 ANSIBLE_CFG = ROOT / "ansible.cfg"
 
-if str(MODULE_UTILS) not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(str(MODULE_UTILS))
+# As ansible.cfg configures it (module_utils = module_utils:library): health_gather imports the health modules.
+for _path in (MODULE_UTILS, LIBRARY):
+    if str(_path) not in ansible.module_utils.__path__:
+        ansible.module_utils.__path__.append(str(_path))
 
 
 def load_module(name: str):

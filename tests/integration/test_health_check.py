@@ -35,6 +35,7 @@ KEY_METRICS = {
     "host_disk": ("warning", 80),
     "postgres_connections": ("warning", 80),
 }
+GATHER_TASK = "Gather the front door, PostgreSQL, Redis, logs, compose state and host at once"
 OTHER_CHECKS = ["nginx_health", "api_health", "nginx_health_latency", "api_health_latency", "host_load",
                 "postgres_liveness", "redis_available", "redis_memory"]
 
@@ -96,12 +97,16 @@ def test_tags_and_sections_select_steps(stack_env):
     assert result.rc == 0, result.stdout[-2000:]
     assert {"postgres_liveness", "postgres_connections", "redis_available", "redis_memory"} <= names
     assert not any(n.startswith(("service:", "host_", "nginx_", "api_", "log_errors")) for n in names), names
-    # No background container sample was started for a postgres/redis-only run.
-    assert not result.task_results("Start the compose state and container CPU/memory sample in the background")
+    # One gather task ran exactly the selected parts: no container sample, probe or host window for this run.
+    [gathered] = result.task_results(GATHER_TASK)
+    assert set(gathered["res"]["timings"]) == {"postgres", "redis"}, gathered["res"]["timings"]
+    assert gathered["res"]["failed_parts"] == []
     result = run("health-check", extravars={"health_sections": ["http"], "health_fail_on_critical": False})
     names = {c["name"] for c in result.report["checks"]}
     assert names == {"nginx_health", "nginx_health_latency", "api_health", "api_health_latency",
                      "api_health_https", "api_health_https_latency"}, names
+    [gathered] = result.task_results(GATHER_TASK)
+    assert set(gathered["res"]["timings"]) == {"http"}
 
 
 @pytest.mark.destructive
