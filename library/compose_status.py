@@ -12,8 +12,10 @@ description:
     C(docker compose ps) output).
   - For each container it reports state, health, exit code, restart count, start time and uptime, image
     tag and id and replica number, plus one CPU% and memory usage/limit sample.
-  - All containers are inspected and sampled in parallel threads, so a whole stack costs what one
-    container costs (two rounds of the daemon's 1 s stats collector, about 2 s), not that once per container.
+  - All containers are inspected in parallel threads and sampled together over one shared window. On the
+    Docker host the sample reads the containers' cgroup counters directly (O(stats_window), 0.5 s by
+    default, for the whole stack); elsewhere it takes the daemon's stats, in parallel threads (two rounds of
+    the daemon's 1 s stats collector, 1-2 s, for the whole stack). See O(stats_method).
   - Lists the services that are expected but missing, exited, restarting or unhealthy, turns them into
     checks (C(ok), C(warning), C(critical)) and a summary status.
   - Read-only; check mode gathers the same facts. When the daemon cannot be reached the result is
@@ -48,6 +50,36 @@ options:
         answers in milliseconds).
     type: bool
     default: true
+  stats_method:
+    description:
+      - How the CPU%/memory sample is taken.
+      - C(cgroup) reads the container's cgroup counters on this host (cgroup v1 C(cpuacct.usage),
+        C(memory.usage_in_bytes), C(memory.limit_in_bytes), C(memory.stat); cgroup v2 C(cpu.stat),
+        C(memory.current), C(memory.max), C(memory.stat); C(pids.current)) at the start and the end of
+        O(stats_window), the same window for all containers. The cgroup is found from
+        C(/proc/<State.Pid>/cgroup) of the container's init process, mapped onto the cgroup mounts of
+        C(/proc/self/mountinfo) (cgroupfs and systemd drivers, v1, v2 and hybrid); it must name the
+        container's id, so a pid of another host or pid namespace is never read. A container whose cgroup
+        cannot be read here gets a C(stats.error).
+      - C(daemon) asks the Docker daemon (the stats API C(docker stats) uses; 1-2 s, works with a remote
+        O(docker_host)).
+      - C(auto) uses C(cgroup) for every container whose cgroup files are readable here and C(daemon) for
+        the others (remote daemon, rootless daemon, no access to C(/proc) or C(/sys/fs/cgroup)); their
+        daemon reads run while the cgroup window elapses. C(stats.cpu_method) says what each got.
+    type: str
+    choices: [auto, cgroup, daemon]
+    default: auto
+  stats_window:
+    description:
+      - Seconds between the two cgroup readings the CPU% is computed from (between 0.1 and 10), one window
+        shared by all containers. The counters count nanoseconds, so the figure is exact for the window
+        taken; the window only decides how much of a burst it averages. 0.5 s keeps the whole module near
+        half a second (C(docker stats) needs 1-2 s and averages over about 1 s); a container throttled by a
+        CPU limit (C(cpus)) can read up to one 100 ms CFS period's quota off when the host is busy (at most
+        10 points for C(cpus=0.5) over 0.5 s, 5 over 1 s). Take 1-2 s to alert on sustained CPU. Ignored by
+        the daemon method, whose window is the daemon's own.
+    type: float
+    default: 0.5
   fail_on_missing_project:
     description:
       - When the project has no containers at all, fail (C(true)) naming the projects that do exist,
@@ -82,14 +114,18 @@ options:
       - CPU% at which a container's check turns C(critical). Unset means no CPU threshold.
     type: float
 notes:
-  - CPU% is computed like C(docker stats) from C(cpu_stats) against C(precpu_stats) of a non-streaming
-    stats read (the daemon primes C(precpu_stats) with its previous 1 s sample). When C(precpu_stats)
-    comes back empty (older engines, first read on cgroup v1) a second read is taken and the two
-    C(cpu_stats) are compared instead, so the figure is never computed against zero.
+  - CPU% is on the scale of C(docker stats) - 100 = one full core - whatever the method. The cgroup method
+    divides the CPU time the cgroup used in the window by the window's wall time (C(cpu_method=cgroup)).
+  - The daemon method computes it like C(docker stats) from C(cpu_stats) against C(precpu_stats) of a
+    non-streaming stats read (the daemon primes C(precpu_stats) with its previous 1 s sample;
+    C(cpu_method=daemon_precpu)). When C(precpu_stats) comes back empty (older engines, first read on
+    cgroup v1) a second read is taken and the two C(cpu_stats) are compared instead
+    (C(cpu_method=second_read)), so the figure is never computed against zero.
   - Memory usage excludes the inactive page cache (C(total_inactive_file) on cgroup v1, C(inactive_file)
-    on cgroup v2), like the Docker CLI.
+    on cgroup v2), like the Docker CLI. Without a memory limit (or with one above the host's memory) the
+    limit is the host's memory (C(MemTotal)), as the daemon reports it.
   - One-off containers (C(docker compose run)) are ignored.
-  - Keep O(timeout) above 2 seconds; a stats sample takes up to 2 s.
+  - Keep O(timeout) above 2 seconds when the daemon method may be used; its stats sample takes up to 2 s.
 """
 
 EXAMPLES = r"""
@@ -99,6 +135,12 @@ EXAMPLES = r"""
   register: stack_state
   changed_when: false
   check_mode: false
+
+- name: CPU over a 2 s window (cgroup counters on the Docker host, the daemon's stats elsewhere)
+  compose_status:
+    project: equipment-marketplace
+    stats_window: 2
+    cpu_percent_warning: 80
 
 - name: Backend and nginx only, without the CPU/memory sample
   compose_status:
@@ -189,9 +231,11 @@ containers:
       when not healthy, redacted), C(exit_code), C(oom_killed), C(error), C(restart_count),
       C(restart_policy), C(created), C(started_at), C(finished_at), C(uptime_seconds), C(image) (tag),
       C(image_id), C(stats).
-    - C(stats) is null when not sampled, else C(cpu_percent), C(online_cpus), C(cpu_window_seconds),
-      C(cpu_method) (C(daemon_precpu) or C(second_read)), C(memory_usage), C(memory_limit) (bytes),
-      C(memory_percent), C(memory_limited) (a limit is configured), C(pids), C(sampled_at), or C(error).
+    - C(stats) is null when not sampled, else C(cpu_percent), C(online_cpus), C(cpu_window_seconds) (the
+      measured window), C(cpu_method) (C(cgroup), C(daemon_precpu) or C(second_read)), C(memory_usage),
+      C(memory_limit) (bytes), C(memory_percent), C(memory_limited) (a limit is configured), C(pids),
+      C(sampled_at), C(cgroup_version) (1 or 2, cgroup method only), C(fallback_reason) (why
+      O(stats_method=auto) used the daemon for this container), or C(error).
   returned: when available
   type: list
   elements: dict
@@ -206,6 +250,16 @@ stats_sampled:
   description: Whether CPU/memory samples were taken.
   returned: when available
   type: bool
+stats_methods:
+  description: How many containers were sampled by each C(cpu_method) (C(cgroup), C(daemon_precpu), C(second_read)).
+  returned: when available
+  type: dict
+  sample: {"cgroup": 5}
+stats_window_seconds:
+  description: The shared window of the cgroup sample (O(stats_window)); null when no container was sampled that way.
+  returned: when available
+  type: float
+  sample: 0.5
 duration_seconds:
   description: Wall time of the gather.
   returned: when available
@@ -213,6 +267,7 @@ duration_seconds:
 """
 
 import datetime
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -244,12 +299,17 @@ from ansible.module_utils.marketplace_docker import (
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 NOT_RUNNING = ("exited", "dead", "created", "paused", "removing")
+STATS_METHODS = ("auto", "cgroup", "daemon")
+STATS_WINDOW_DEFAULT = 0.5
+STATS_WINDOW_MIN, STATS_WINDOW_MAX = 0.1, 10.0
 
 
 def build_argument_spec():
     return docker_argument_spec(
         expected_services=dict(type="list", elements="str", default=[]),
         stats=dict(type="bool", default=True),
+        stats_method=dict(type="str", default="auto", choices=list(STATS_METHODS)),
+        stats_window=dict(type="float", default=STATS_WINDOW_DEFAULT),
         fail_on_missing_project=dict(type="bool", default=True),
         restart_count_warning=dict(type="int", default=1),
         memory_percent_warning=dict(type="float", default=90.0),
@@ -343,11 +403,374 @@ def _api_at_least(client, version):
         return False
 
 
+# --------------------------------------------------------------------------------------------- cgroups
+#
+# The cgroup path reads the same kernel counters the daemon reads (cgroup v1 cpuacct.usage / memory.*, cgroup
+# v2 cpu.stat usage_usec / memory.*), directly from /sys/fs/cgroup on the Docker host, over a window the
+# caller chooses. Nothing here is module-level state: mounts, readings and samplings are plain values passed
+# from call to call, so other code can call these functions in-process (and from several threads).
+
+
+class CgroupUnavailable(Exception):
+    """The container's cgroup cannot be read from here (the reason is the message)."""
+
+
+def _unescape_mount(text):
+    """Mount points in /proc/*/mountinfo escape space, tab, newline and backslash as octal (\\040)."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 4 <= len(text) and text[i + 1:i + 4].isdigit():
+            out.append(chr(int(text[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text):
+    """The cgroup mounts of a /proc/<pid>/mountinfo text: dicts with ``version`` (1 or 2), ``root`` (the
+    cgroup directory mounted there), ``mountpoint`` and ``controllers`` (v1 super options, e.g.
+    ``{"cpu", "cpuacct"}`` or ``{"name=systemd"}``; empty for v2)."""
+    mounts = []
+    for line in text.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields, tail_fields = head.split(), tail.split()
+        if not sep or len(fields) < 5 or len(tail_fields) < 3:
+            continue
+        fstype = tail_fields[0]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        options = set(tail_fields[2].split(","))
+        mounts.append({
+            "version": 2 if fstype == "cgroup2" else 1,
+            "root": _unescape_mount(fields[3]),
+            "mountpoint": _unescape_mount(fields[4]),
+            "controllers": set() if fstype == "cgroup2" else options - {"rw", "ro"},
+        })
+    return mounts
+
+
+def parse_proc_cgroup(text):
+    """Lines of /proc/<pid>/cgroup (``hierarchy-id:controllers:path``) -> ``[(controllers, path)]``;
+    the cgroup v2 line (``0::/path``) has an empty controller set."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        controllers = set(c for c in controllers.split(",") if c)
+        if hierarchy == "0" and not controllers:
+            out.append((set(), path))
+        elif controllers:
+            out.append((controllers, path))
+    return out
+
+
+def container_cgroup_path(path, container_id):
+    """The container's own cgroup within the path of its init process: up to the last path component that
+    names the container (``/docker/<id>``, ``/system.slice/docker-<id>.scope``, ``<cgroup-parent>/<id>``).
+
+    An init that moved itself into a child cgroup (systemd in a container: ``.../docker-<id>.scope/init.scope``)
+    still gets the whole container. None when no component names the container: the pid is not the
+    container's (pid reuse, another pid namespace, a remote daemon), so nothing may be read for it."""
+    if not container_id or len(container_id) < 12:
+        return None
+    parts = path.split("/")
+    for index in range(len(parts) - 1, -1, -1):
+        if container_id in parts[index]:
+            return "/".join(parts[:index + 1]) or "/"
+    return None
+
+
+def _mount_dir(mounts, version, controller, path):
+    """Directory of cgroup ``path`` in a mounted hierarchy of ``version`` holding ``controller``."""
+    for mount in mounts:
+        if mount["version"] != version or (version == 1 and controller not in mount["controllers"]):
+            continue
+        root = mount["root"].rstrip("/")
+        if root and path != root and not path.startswith(root + "/"):
+            continue  # this mount shows another part of the hierarchy
+        return mount["mountpoint"].rstrip("/") + path[len(root):]
+    return None
+
+
+def locate_cgroup(pid, container_id, mounts, proc_root="/proc"):
+    """Where the counters of a running container are: a dict ``{"version", "cpu", "memory", "pids"}`` of
+    directories (``pids`` may be None), from /proc/<State.Pid>/cgroup mapped onto the cgroup mounts.
+
+    Works for the cgroupfs and systemd drivers, cgroup v1, v2 and hybrid (v1 controllers win there).
+    Raises CgroupUnavailable with the reason."""
+    if not pid:
+        raise CgroupUnavailable("no init pid in the container's inspect data")
+    try:
+        with open(os.path.join(proc_root, str(int(pid)), "cgroup"), encoding="utf-8") as handle:
+            lines = parse_proc_cgroup(handle.read())
+    except (OSError, ValueError) as exc:
+        raise CgroupUnavailable("cannot read %s/%s/cgroup: %s" % (proc_root, pid, exc.strerror or exc)) from None
+    v2_path = next((path for controllers, path in lines if not controllers), None)
+
+    def directory(controller):
+        for controllers, path in lines:
+            if controller in controllers:
+                own = container_cgroup_path(path, container_id)
+                if own is None:
+                    raise CgroupUnavailable("pid %s is not in a cgroup of container %s (%s:%s)"
+                                            % (pid, container_id[:12], controller, path))
+                found = _mount_dir(mounts, 1, controller, own)
+                if found:
+                    return 1, found
+        if v2_path is not None and any(m["version"] == 2 for m in mounts):
+            own = container_cgroup_path(v2_path, container_id)
+            if own is None:
+                raise CgroupUnavailable("pid %s is not in a cgroup of container %s (%s)"
+                                        % (pid, container_id[:12], v2_path))
+            found = _mount_dir(mounts, 2, None, own)
+            if found:
+                return 2, found
+        return None, None
+
+    cpu_version, cpu_dir = directory("cpuacct")
+    memory_version, memory_dir = directory("memory")
+    if cpu_dir is None or memory_dir is None:
+        raise CgroupUnavailable("no mounted cgroup hierarchy holds the %s of pid %s"
+                                % ("CPU accounting" if cpu_dir is None else "memory", pid))
+    try:
+        pids_version, pids_dir = directory("pids")
+    except CgroupUnavailable:
+        pids_version, pids_dir = None, None
+    return {"cpu": (cpu_version, cpu_dir), "memory": (memory_version, memory_dir),
+            "pids": (pids_version, pids_dir), "version": cpu_version}
+
+
+def _read(path):
+    with open(path, encoding="ascii") as handle:
+        return handle.read()
+
+
+def _read_key_values(path):
+    values = {}
+    for line in _read(path).splitlines():
+        key, _, value = line.partition(" ")
+        try:
+            values[key] = int(value)
+        except ValueError:
+            continue
+    return values
+
+
+def read_cgroup_cpu_ns(location):
+    """Cumulative CPU time of the cgroup in nanoseconds (v1 cpuacct.usage, v2 cpu.stat usage_usec)."""
+    version, directory = location["cpu"]
+    if version == 1:
+        return int(_read(os.path.join(directory, "cpuacct.usage")))
+    usage = _read_key_values(os.path.join(directory, "cpu.stat")).get("usage_usec")
+    if usage is None:
+        raise ValueError("no usage_usec in %s/cpu.stat" % directory)
+    return usage * 1000
+
+
+def read_cgroup_memory(location, host_memory):
+    """``{"usage", "limit", "stats"}`` shaped like the daemon's memory_stats: v1 memory.usage_in_bytes /
+    memory.limit_in_bytes / memory.stat, v2 memory.current / memory.max / memory.stat. No limit (v1's huge
+    value, v2's ``max``), or one above the host's memory, is the host's memory, as the daemon reports it."""
+    version, directory = location["memory"]
+    if version == 1:
+        usage = int(_read(os.path.join(directory, "memory.usage_in_bytes")))
+        raw_limit = _read(os.path.join(directory, "memory.limit_in_bytes")).strip()
+    else:
+        usage = int(_read(os.path.join(directory, "memory.current")))
+        raw_limit = _read(os.path.join(directory, "memory.max")).strip()
+    stats = _read_key_values(os.path.join(directory, "memory.stat"))
+    limit = None if raw_limit == "max" else int(raw_limit)
+    if host_memory and (limit is None or limit > host_memory):
+        limit = host_memory
+    return {"usage": usage, "limit": limit, "stats": stats}
+
+
+def read_cgroup_pids(location):
+    _version, directory = location["pids"]
+    if directory is None:
+        return None
+    try:
+        return int(_read(os.path.join(directory, "pids.current")))
+    except (OSError, ValueError):
+        return None
+
+
+def host_memory_bytes(proc_root="/proc"):
+    """MemTotal of the host (what the daemon reports as the limit of a container without one)."""
+    try:
+        for line in _read(os.path.join(proc_root, "meminfo")).splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _online_cpus():
+    try:
+        return os.sysconf("SC_NPROCESSORS_ONLN")
+    except (ValueError, OSError, AttributeError):
+        return os.cpu_count()
+
+
+def _timed_cpu_read(location):
+    """(cumulative CPU ns, monotonic ns at the middle of the read)."""
+    before = time.monotonic_ns()
+    usage = read_cgroup_cpu_ns(location)
+    return usage, (before + time.monotonic_ns()) // 2
+
+
+def start_cgroup_sampling(targets, window=STATS_WINDOW_DEFAULT, proc_root="/proc"):
+    """First half of a cgroup sample: locate every target's cgroup and read its CPU counter once.
+
+    ``targets`` are ``(container_id, pid)`` pairs (full id and State.Pid from inspect). Every file the
+    sample needs is read once here, so a container whose cgroup is not fully readable is known now.
+    Returns a sampling (a plain dict) for finish_cgroup_sampling, which reads again once ``window`` seconds
+    have passed since the last first reading: one shared window for all targets. A caller can do other work
+    in between. ``sampling["unavailable"]`` maps target index -> reason for the targets that cannot be read.
+    """
+    sampling = {"window": window, "readings": {}, "unavailable": {}, "deadline_ns": None,
+                "host_memory": host_memory_bytes(proc_root), "online_cpus": _online_cpus()}
+    try:
+        mounts = parse_mountinfo(_read(os.path.join(proc_root, "self", "mountinfo")))
+    except OSError as exc:
+        mounts, reason = [], "cannot read %s/self/mountinfo: %s" % (proc_root, exc.strerror or exc)
+    else:
+        reason = None if mounts else "no cgroup file system is mounted here"
+    for index, (container_id, pid) in enumerate(targets):
+        if reason:
+            sampling["unavailable"][index] = reason
+            continue
+        try:
+            location = locate_cgroup(pid, container_id, mounts, proc_root)
+            read_cgroup_memory(location, sampling["host_memory"])  # proves the memory files are readable
+            usage, at = _timed_cpu_read(location)
+        except CgroupUnavailable as exc:
+            sampling["unavailable"][index] = str(exc)
+            continue
+        except (OSError, ValueError) as exc:
+            sampling["unavailable"][index] = "cannot read the cgroup of pid %s: %s" % (
+                pid, getattr(exc, "strerror", None) or exc)
+            continue
+        sampling["readings"][index] = {"location": location, "usage_ns": usage, "at_ns": at}
+    if sampling["readings"]:
+        sampling["deadline_ns"] = time.monotonic_ns() + int(window * 1e9)
+    return sampling
+
+
+def finish_cgroup_sampling(sampling, memory_limited=None):
+    """Second half: wait until the window has passed, read every cgroup again and return
+    ``{index: stats}`` with the keys of sample_stats (``cpu_method`` ``cgroup``), or ``{"error": ...}`` for a
+    container that stopped meanwhile. ``memory_limited`` maps index -> whether a memory limit is configured.
+    CPU% is like `docker stats`: CPU time over wall time, 100 = one full core."""
+    results = {}
+    if not sampling["readings"]:
+        return results
+    remaining = sampling["deadline_ns"] - time.monotonic_ns()
+    if remaining > 0:
+        time.sleep(remaining / 1e9)
+    second = {}
+    for index, first in sampling["readings"].items():  # every CPU counter first, close together
+        try:
+            second[index] = _timed_cpu_read(first["location"])
+        except (OSError, ValueError) as exc:
+            second[index] = exc
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for index, first in sampling["readings"].items():
+        cpu = second[index]
+        try:
+            if isinstance(cpu, Exception):
+                raise cpu
+            memory = read_cgroup_memory(first["location"], sampling["host_memory"])
+        except (OSError, ValueError) as exc:
+            results[index] = {"error": "cgroup of the container went away during the sample (stopped?): %s"
+                              % (getattr(exc, "strerror", None) or exc)}
+            continue
+        usage_ns, at_ns = cpu
+        wall_ns = at_ns - first["at_ns"]
+        delta = usage_ns - first["usage_ns"]
+        percent = delta / wall_ns * 100.0 if wall_ns > 0 and delta >= 0 else None
+        mem_usage, mem_limit = memory_usage(memory)
+        results[index] = {
+            "cpu_percent": round(percent, 2) if percent is not None else None,
+            "online_cpus": sampling["online_cpus"],
+            "cpu_window_seconds": round(wall_ns / 1e9, 3),
+            "cpu_method": "cgroup",
+            "memory_usage": mem_usage,
+            "memory_limit": mem_limit,
+            "memory_percent": round(mem_usage * 100.0 / mem_limit, 2) if mem_usage is not None and mem_limit
+            else None,
+            "memory_limited": (memory_limited or {}).get(index),
+            "pids": read_cgroup_pids(first["location"]),
+            "sampled_at": stamp,
+            "cgroup_version": first["location"]["version"],
+        }
+    return results
+
+
+def _daemon_stats(client, container_id, memory_limited):
+    try:
+        return sample_stats(client, container_id, memory_limited)
+    except DOCKER_ERRORS as exc:
+        return {"error": docker_error_reason(exc)}
+
+
+def sample_container_stats(client, targets, method="auto", window=STATS_WINDOW_DEFAULT, proc_root="/proc"):
+    """One CPU%/memory sample per running container, all over one shared window.
+
+    ``targets`` are ``(container_id, pid, memory_limited)`` (full id, State.Pid, HostConfig.Memory set).
+    ``method``: ``cgroup`` reads the counters from /sys/fs/cgroup over ``window`` seconds (a container that
+    cannot be read gets ``{"error": ...}``); ``daemon`` takes the daemon's stats (sample_stats, 1-2 s);
+    ``auto`` uses the cgroup where it is readable and the daemon for the rest (its entries say why in
+    ``fallback_reason``), those daemon reads running while the cgroup window elapses.
+    Returns the stats dicts in the order of ``targets``.
+    """
+    results = [None] * len(targets)
+    memory_limited = {i: t[2] for i, t in enumerate(targets)}
+    if method == "daemon":
+        daemon = list(range(len(targets)))
+        sampling, reasons = None, {}
+    else:
+        sampling = start_cgroup_sampling([(t[0], t[1]) for t in targets], window, proc_root)
+        reasons = sampling["unavailable"]
+        if method == "cgroup":
+            for index, reason in reasons.items():
+                results[index] = {"error": "cgroup sample impossible: %s" % reason}
+            daemon = []
+        else:
+            daemon = sorted(reasons)
+    sampled = parallel_map(lambda i: _daemon_stats(client, targets[i][0], targets[i][2]), daemon, max_workers=32)
+    for index, stats in zip(daemon, sampled, strict=True):
+        if isinstance(stats, BaseException):
+            raise stats
+        if index in reasons and "error" not in stats:
+            stats["fallback_reason"] = reasons[index]
+        results[index] = stats
+    if sampling is not None:
+        for index, stats in finish_cgroup_sampling(sampling, memory_limited).items():
+            results[index] = stats
+    return results
+
+
 # ----------------------------------------------------------------------------------------- containers
 
 
 def describe_container(client, summary, want_stats, now):
-    """Inspect one container and, when it runs, sample its stats (runs in a worker thread)."""
+    """Inspect one container and, when it runs, sample its stats through the daemon (runs in a worker thread).
+
+    gather inspects first (inspect_entry) and samples all containers together (sample_container_stats)."""
+    entry, info = inspect_entry(client, summary, now)
+    if want_stats and entry["state"] == "running":
+        entry["stats"] = _daemon_stats(client, summary["Id"], bool((info.get("HostConfig") or {}).get("Memory")))
+    return entry
+
+
+def inspect_entry(client, summary, now):
+    """``(entry, inspect data)`` of one container, ``entry["stats"]`` None (runs in a worker thread)."""
     info = client.inspect_container(summary["Id"])
     state = info.get("State") or {}
     config = info.get("Config") or {}
@@ -386,12 +809,7 @@ def describe_container(client, summary, want_stats, now):
             redactor = Redactor()
             redactor.add_env(config.get("Env"))
             entry["health_output"] = redactor.redact((logs[-1].get("Output") or "").strip()[:500]) or None
-    if want_stats and running:
-        try:
-            entry["stats"] = sample_stats(client, summary["Id"], bool(host_config.get("Memory")))
-        except DOCKER_ERRORS as exc:
-            entry["stats"] = {"error": docker_error_reason(exc)}
-    return entry
+    return entry, info
 
 
 # ---------------------------------------------------------------------------------------------- logic
@@ -465,8 +883,30 @@ def container_checks(c, params):
     return checks
 
 
+def stats_options(params):
+    """``(stats_method, stats_window)`` of a params dict (defaults for a dict without them), or ValueError."""
+    method = params.get("stats_method") or "auto"
+    window = params.get("stats_window")
+    window = STATS_WINDOW_DEFAULT if window is None else float(window)
+    if method not in STATS_METHODS:
+        raise ValueError("stats_method must be one of %s, not %r" % (", ".join(STATS_METHODS), method))
+    if not STATS_WINDOW_MIN <= window <= STATS_WINDOW_MAX:
+        raise ValueError("stats_window must be between %s and %s seconds, not %s"
+                         % (STATS_WINDOW_MIN, STATS_WINDOW_MAX, window))
+    return method, window
+
+
+def validate_stats_options(module):
+    """fail_json for a stats_method or stats_window out of range (before anything is contacted)."""
+    try:
+        stats_options(module.params)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+
+
 def gather(module, client):
     params = module.params
+    validate_stats_options(module)  # callers in-process may come here without run()
     project = params["project"].strip()
     started = time.monotonic()
     summaries = list_project_containers(client, project)
@@ -485,7 +925,8 @@ def gather(module, client):
                     missing=expected, exited=[], restarting=[], unhealthy=[], services={}, containers=[],
                     checks=[dict(name="project:%s" % project, component=project,
                                 **check("critical", 0, None, msg))],
-                    stats_sampled=False, duration_seconds=round(time.monotonic() - started, 3))
+                    stats_sampled=False, stats_methods={}, stats_window_seconds=None,
+                    duration_seconds=round(time.monotonic() - started, 3))
 
     seen = sorted({container_service(s) for s in summaries} - {None})
     file_services = None
@@ -511,15 +952,30 @@ def gather(module, client):
 
     selected = [s for s in summaries if not requested or container_service(s) in requested]
     now = datetime.datetime.now(datetime.UTC)
-    described = parallel_map(lambda s: describe_container(client, s, params["stats"], now), selected,
-                             max_workers=32)
-    containers = []
-    for entry in described:
-        if isinstance(entry, NotFound):  # removed between list and inspect
+    described = parallel_map(lambda s: inspect_entry(client, s, now), selected, max_workers=32)
+    containers, running = [], []
+    for item in described:
+        if isinstance(item, NotFound):  # removed between list and inspect
             continue
-        if isinstance(entry, BaseException):
-            raise entry
+        if isinstance(item, BaseException):
+            raise item
+        entry, info = item
         containers.append(entry)
+        if params["stats"] and entry["state"] == "running":
+            running.append((entry, info))
+    method, window = stats_options(params)
+    if running:
+        sampled = sample_container_stats(
+            client, [(info.get("Id"), (info.get("State") or {}).get("Pid"),
+                      bool((info.get("HostConfig") or {}).get("Memory"))) for _entry, info in running],
+            method=method, window=window)
+        for (entry, _info), stats in zip(running, sampled, strict=True):
+            entry["stats"] = stats
+    methods = {}
+    for entry, _info in running:
+        cpu_method = (entry["stats"] or {}).get("cpu_method")
+        if cpu_method:
+            methods[cpu_method] = methods.get(cpu_method, 0) + 1
     containers.sort(key=lambda c: (c["service"] or "", c["replica"] or 0, c["name"]))
 
     scope = set(requested) if requested else (expected | {c["service"] for c in containers})
@@ -562,7 +1018,8 @@ def gather(module, client):
     return dict(available=True, project=project, project_found=True, status=status, summary="; ".join(parts),
                 expected_services=sorted(expected), expected_source=source, missing=missing, exited=exited,
                 restarting=restarting, unhealthy=unhealthy, services=services, containers=containers,
-                checks=checks, stats_sampled=bool(params["stats"]),
+                checks=checks, stats_sampled=bool(params["stats"]), stats_methods=methods,
+                stats_window_seconds=window if methods.get("cgroup") else None,
                 duration_seconds=round(time.monotonic() - started, 3))
 
 
@@ -574,6 +1031,7 @@ def run(module):
     validate_non_negative(module, module.params, ["restart_count_warning", "memory_percent_warning",
                                                   "memory_percent_critical", "cpu_percent_warning",
                                                   "cpu_percent_critical"])
+    validate_stats_options(module)
     project = module.params["project"]
     client, reason = connect(module)
     if client is None:

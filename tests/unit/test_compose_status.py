@@ -2,8 +2,8 @@
 
 The throwaway project (debian:bookworm-slim, network_mode host, no bridge network) has a healthy
 `sleeper`, a `crasher` in a restart loop (exit 3, restart: always), a `sick` service whose healthcheck
-fails, and a `burner` limited to half a CPU and 64 MiB that spins (only during its test; a profile keeps
-it out of the expected services). Stopping and removing services happens
+fails, a `burner` limited to half a CPU and 64 MiB that spins and an `idler` without healthcheck (only during
+their tests; a profile keeps them out of the expected services). Stopping and removing services happens
 only there: the reference stack is only read.
 """
 from __future__ import annotations
@@ -16,6 +16,8 @@ import docker
 import pytest
 
 from tests.helpers.modules import assert_return_documented, load_module, run_module
+
+DAEMON_METHODS = ("daemon_precpu", "second_read")
 
 STACK_PROJECT = "equipment-marketplace"
 STACK_SERVICES = {"postgres", "redis", "backend", "nginx", "prometheus"}
@@ -45,6 +47,10 @@ services:
     command: ["sh", "-c", "while :; do :; done"]
     cpus: 0.5
     mem_limit: 64m
+  idler:
+    <<: *common
+    profiles: [burn]
+    command: ["sleep", "infinity"]
 """
 
 
@@ -117,17 +123,43 @@ def test_whole_stack_every_container_described_and_sampled(stack_env):
             assert stats["memory_usage"] > 0 and stats["memory_limit"] >= stats["memory_usage"]
             assert stats["cpu_percent"] is not None and stats["cpu_percent"] >= 0
             assert 0.5 <= stats["cpu_window_seconds"] <= 3
+            # the module runs on the Docker host as root: auto reads the cgroups (cgroup v1, cgroupfs here)
+            assert stats["cpu_method"] == "cgroup", stats
+            assert stats["pids"] >= 1
+    running = sum(1 for c in result["containers"] if c["state"] == "running")
+    assert result["stats_methods"] == {"cgroup": running}
+    assert result["stats_window_seconds"] == 0.5
     names = {chk["name"] for chk in result["checks"]}
     assert {f"service:{s}" for s in STACK_SERVICES} <= names
     assert result["status"] in ("ok", "warning", "critical")
     assert_return_documented("compose_status", result)
 
 
+def test_default_sample_is_one_shared_cgroup_window():
+    """All containers are read at the start and at the end of one window: the module costs the window
+    (0.5 s) plus milliseconds, and every container's measured window is that window."""
+    started = time.monotonic()
+    result = run_module("compose_status", {"project": STACK_PROJECT})
+    elapsed = time.monotonic() - started
+    running = [c for c in result["containers"] if c["state"] == "running"]
+    assert len(running) >= 4
+    windows = [c["stats"]["cpu_window_seconds"] for c in running]
+    assert all(0.5 <= w < 0.65 for w in windows), windows
+    assert len({c["stats"]["sampled_at"] for c in running}) == 1
+    assert elapsed < 1.5, f"{elapsed:.2f}s for a 0.5 s window"
+
+    result = run_module("compose_status", {"project": STACK_PROJECT, "stats_window": 1.5,
+                                           "services": ["redis"]})
+    [redis] = result["containers"]
+    assert 1.5 <= redis["stats"]["cpu_window_seconds"] < 1.65
+    assert result["stats_window_seconds"] == 1.5
+
+
 def test_stats_are_sampled_in_parallel():
     """A non-streaming stats read waits for two rounds of the daemon's 1 s stats collector (1-2 s); read one
     after another, five containers would take 5-9 s. In parallel the whole module stays near 2 s."""
     started = time.monotonic()
-    result = run_module("compose_status", {"project": STACK_PROJECT})
+    result = run_module("compose_status", {"project": STACK_PROJECT, "stats_method": "daemon"})
     elapsed = time.monotonic() - started
     running = [c for c in result["containers"] if c["state"] == "running"]
     assert len(running) >= 4
@@ -137,6 +169,9 @@ def test_stats_are_sampled_in_parallel():
     spread = (datetime.fromisoformat(stamps[-1].replace("Z", "+00:00"))
               - datetime.fromisoformat(stamps[0].replace("Z", "+00:00"))).total_seconds()
     assert spread < 1.5, f"samples spread over {spread:.2f}s"
+    assert all(c["stats"]["cpu_method"] in DAEMON_METHODS for c in running)
+    assert result["stats_window_seconds"] is None
+    assert sum(result["stats_methods"].values()) == len(running)
 
 
 def test_service_filter_and_check_mode_and_no_stats():
@@ -199,6 +234,9 @@ def test_bad_input_fails_cleanly():
     for args, text in [({"restart_count_warning": -1}, "negative"),
                        ({"memory_percent_warning": -5.0}, "negative"),
                        ({"timeout": 0}, "timeout"),
+                       ({"stats_window": 0.05}, "stats_window"),
+                       ({"stats_window": 11}, "stats_window"),
+                       ({"stats_method": "magic"}, "stats_method"),
                        ({"services": [""]}, "empty")]:
         result = run_module("compose_status", {"project": STACK_PROJECT, **args})
         assert result["failed"] is True and text in result["msg"], (args, result["msg"])
@@ -284,6 +322,81 @@ def test_cpu_percent_equals_docker_stats_for_the_same_sample(throwaway, sdk):
         _compose(throwaway["project"], throwaway["dir"], "rm", "-s", "-f", "burner")
 
 
+def _docker_stats_cli(names):
+    """`docker stats --no-stream` started in the background: name -> CPU% once communicate() is called."""
+    return subprocess.Popen(["docker", "stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}}", *names],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_cgroup_sample_agrees_with_docker_stats(throwaway, sdk):
+    """The cgroup CPU% of the limited busy burner is docker stats' figure for an overlapping window, an idle
+    container reads 0, and memory usage/limit and pids are what the daemon reports for the same counters."""
+    mod = load_module("compose_status")
+    _compose(throwaway["project"], throwaway["dir"], "up", "-d", "burner", "idler")
+    try:
+        burner, idler = throwaway["container"]("burner"), throwaway["container"]("idler")
+        names = [burner["Name"][1:], idler["Name"][1:]]
+        targets = [(c["Id"], c["State"]["Pid"], bool(c["HostConfig"]["Memory"])) for c in (burner, idler)]
+        time.sleep(1.0)  # let it spin
+        pairs = []
+        for _ in range(3):
+            # docker stats' CPU% covers the daemon's last ~1 s collector interval before it answers (after 1-2 s);
+            # a 1 s cgroup window started 0.3 s after it overlaps most of that.
+            cli = _docker_stats_cli(names)
+            time.sleep(0.3)
+            ours_burner, ours_idler = mod.sample_container_stats(sdk, targets, method="cgroup", window=1.0)
+            theirs = dict(line.rsplit(" ", 1) for line in cli.communicate(timeout=30)[0].strip().splitlines())
+            theirs = {name: float(value.rstrip("%")) for name, value in theirs.items()}
+            pairs.append((ours_burner["cpu_percent"], theirs[names[0]], ours_idler["cpu_percent"], theirs[names[1]]))
+            if abs(ours_burner["cpu_percent"] - theirs[names[0]]) <= 3.0 and theirs[names[0]] > 10.0:
+                break
+        assert any(abs(a - b) <= 3.0 and b > 10.0 for a, b, _c, _d in pairs), pairs
+        assert ours_burner["cpu_method"] == "cgroup" and ours_burner["cgroup_version"] in (1, 2)
+        assert ours_burner["cpu_percent"] <= 55.0  # cpus: 0.5
+        assert 1.0 <= ours_burner["cpu_window_seconds"] < 1.15
+        # idle (sleep, no healthcheck execs): nothing at all, by both measures
+        assert all(c < 0.5 and d < 0.5 for _a, _b, c, d in pairs), pairs
+
+        # memory and pids: the same kernel counters the daemon reads, a moment apart
+        daemon = {c["Id"]: sdk.stats(c["Id"], stream=False, one_shot=True) for c in (burner, idler)}
+        for container, ours in ((burner, ours_burner), (idler, ours_idler)):
+            raw = daemon[container["Id"]]
+            usage, limit = mod.memory_usage(raw["memory_stats"])
+            assert ours["memory_limit"] == limit, (ours, raw["memory_stats"])
+            assert abs(ours["memory_usage"] - usage) <= max(256 * 1024, 0.02 * usage), (ours, usage)
+            assert ours["pids"] == raw["pids_stats"]["current"]
+        assert ours_burner["memory_limit"] == 64 * 1024 * 1024 and ours_burner["memory_limited"] is True
+        assert ours_idler["memory_limited"] is False and ours_idler["memory_limit"] > 64 * 1024 * 1024
+    finally:
+        _compose(throwaway["project"], throwaway["dir"], "rm", "-s", "-f", "burner", "idler")
+
+
+def test_auto_falls_back_to_the_daemon_when_the_cgroup_is_not_readable(throwaway, sdk, tmp_path):
+    """auto: cgroup where readable, the daemon for the rest (saying why); cgroup: an error instead."""
+    mod = load_module("compose_status")
+    sleeper, sick = throwaway["container"]("sleeper"), throwaway["container"]("sick")
+    targets = [(sleeper["Id"], sleeper["State"]["Pid"], False)]
+    started = time.monotonic()
+    [stats] = mod.sample_container_stats(sdk, targets, method="auto", window=0.2, proc_root=str(tmp_path / "noproc"))
+    assert stats["cpu_method"] in DAEMON_METHODS and stats["cpu_percent"] is not None
+    assert "mountinfo" in stats["fallback_reason"]
+    assert time.monotonic() - started < 3.5
+    [stats] = mod.sample_container_stats(sdk, targets, method="cgroup", window=0.2, proc_root=str(tmp_path / "noproc"))
+    assert "mountinfo" in stats["error"] and "cpu_percent" not in stats
+    # a pid that is not the container's (pid reuse, another pid namespace, a remote daemon) is never read
+    mixed = [(sleeper["Id"], sleeper["State"]["Pid"], False), (sick["Id"], sleeper["State"]["Pid"], False)]
+    ours, other = mod.sample_container_stats(sdk, mixed, method="auto", window=0.2)
+    assert ours["cpu_method"] == "cgroup" and "fallback_reason" not in ours
+    assert other["cpu_method"] in DAEMON_METHODS
+    assert "not in a cgroup of container " + sick["Id"][:12] in other["fallback_reason"]
+    # the daemon method through the module
+    result = run_module("compose_status", {"project": throwaway["project"], "services": ["sleeper"],
+                                           "stats_method": "daemon"})
+    [entry] = result["containers"]
+    assert entry["stats"]["cpu_method"] in DAEMON_METHODS and "cgroup_version" not in entry["stats"]
+    assert_return_documented("compose_status", result)
+
+
 def test_stopped_then_removed_service_is_reported_exited_then_missing(throwaway):
     project, workdir = throwaway["project"], throwaway["dir"]
     try:
@@ -340,3 +453,107 @@ def test_cpu_percent_falls_back_to_a_second_read_when_precpu_is_empty():
     assert stats["memory_usage"] == 200 and stats["memory_percent"] == pytest.approx(20.0)
     assert mod.cpu_percent(cpu(5, 10), {"cpu_usage": {"total_usage": 0}}) is None
 
+
+
+# ------------------------------------------------------------------------------ cgroup trees (fakes)
+
+CID = "4ebfc13336f5919acfdf96665f27018c94a0b70890b94915a69d7209697dcfba"
+OTHER = "e97e95696c04a6b9efd384d797d51edc263ef9239024544dcd150fb76ead1913"
+
+
+def _fake_host(tmp_path, mountinfo, proc_cgroup, files, meminfo_kb=1024 * 1024):
+    """A /proc (self/mountinfo, 42/cgroup, meminfo) and cgroup files under tmp_path ({MNT} = tmp_path)."""
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "42").mkdir()
+    (proc / "self" / "mountinfo").write_text(mountinfo.replace("{MNT}", str(tmp_path)))
+    (proc / "42" / "cgroup").write_text(proc_cgroup)
+    (proc / "meminfo").write_text(f"MemTotal:       {meminfo_kb} kB\nMemFree:  1 kB\n")
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(proc)
+
+
+V1_MOUNTINFO = """31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / {MNT}/cg/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+35 31 0:32 / {MNT}/cg/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / {MNT}/cg/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / {MNT}/cg/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / {MNT}/cg/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+V1_CGROUP = f"""9:name=systemd:/docker/{CID}
+8:pids:/docker/{CID}
+4:memory:/docker/{CID}
+1:cpu,cpuacct:/docker/{CID}
+0::/docker/{CID}
+"""
+
+
+def test_locate_and_sample_cgroup_v1_cgroupfs(tmp_path):
+    mod = load_module("compose_status")
+    proc = _fake_host(tmp_path, V1_MOUNTINFO, V1_CGROUP, {
+        f"cg/cpu,cpuacct/docker/{CID}/cpuacct.usage": "1000000000\n",
+        f"cg/memory/docker/{CID}/memory.usage_in_bytes": "300000\n",
+        f"cg/memory/docker/{CID}/memory.limit_in_bytes": "9223372036854771712\n",
+        f"cg/memory/docker/{CID}/memory.stat": "cache 5\ninactive_file 7\ntotal_inactive_file 100000\n",
+        f"cg/pids/docker/{CID}/pids.current": "3\n",
+    })
+    mounts = mod.parse_mountinfo((tmp_path / "proc" / "self" / "mountinfo").read_text())
+    assert {"cpu", "cpuacct"} in [m["controllers"] for m in mounts]
+    loc = mod.locate_cgroup(42, CID, mounts, proc)
+    assert loc["version"] == 1
+    assert loc["cpu"] == (1, f"{tmp_path}/cg/cpu,cpuacct/docker/{CID}")
+    assert loc["memory"] == (1, f"{tmp_path}/cg/memory/docker/{CID}")
+    with pytest.raises(mod.CgroupUnavailable, match="not in a cgroup of container e97e95696c04"):
+        mod.locate_cgroup(42, OTHER, mounts, proc)
+
+    sampling = mod.start_cgroup_sampling([(CID, 42), (OTHER, 42), (CID, 43)], window=0.1, proc_root=proc)
+    assert sorted(sampling["unavailable"]) == [1, 2] and "cannot read" in sampling["unavailable"][2]
+    # 0.05 s of CPU during the window
+    (tmp_path / f"cg/cpu,cpuacct/docker/{CID}/cpuacct.usage").write_text("1050000000\n")
+    [(index, stats)] = mod.finish_cgroup_sampling(sampling, {0: False}).items()
+    assert index == 0 and stats["cpu_method"] == "cgroup" and stats["cgroup_version"] == 1
+    assert 0.1 <= stats["cpu_window_seconds"] < 0.2
+    assert stats["cpu_percent"] == pytest.approx(0.05 / stats["cpu_window_seconds"] * 100, abs=1.0)
+    assert stats["memory_usage"] == 200000  # usage - total_inactive_file
+    assert stats["memory_limit"] == 1024 * 1024 * 1024  # unlimited -> the host's MemTotal
+    assert stats["pids"] == 3 and stats["memory_limited"] is False
+
+
+def test_locate_and_sample_cgroup_v2_systemd(tmp_path):
+    """cgroup v2, systemd driver, an init that moved into a child cgroup, a mount of a sub-tree."""
+    mod = load_module("compose_status")
+    scope = f"system.slice/docker-{CID}.scope"
+    proc = _fake_host(tmp_path, "30 23 0:27 /system.slice {MNT}/cg2 rw - cgroup2 cgroup2 rw,nsdelegate\n",
+                      f"0::/{scope}/init.scope\n", {
+                          f"cg2/docker-{CID}.scope/cpu.stat": "usage_usec 2000000\nuser_usec 1\n",
+                          f"cg2/docker-{CID}.scope/memory.current": "5000\n",
+                          f"cg2/docker-{CID}.scope/memory.max": "max\n",
+                          f"cg2/docker-{CID}.scope/memory.stat": "anon 1\ninactive_file 1000\n",
+                      })
+    mounts = mod.parse_mountinfo((tmp_path / "proc" / "self" / "mountinfo").read_text())
+    loc = mod.locate_cgroup(42, CID, mounts, proc)
+    assert loc["version"] == 2 and loc["cpu"] == (2, f"{tmp_path}/cg2/docker-{CID}.scope")
+    assert loc["pids"] == (2, f"{tmp_path}/cg2/docker-{CID}.scope")
+    assert mod.read_cgroup_cpu_ns(loc) == 2_000_000_000
+    assert mod.read_cgroup_memory(loc, 10**9) == {"usage": 5000, "limit": 10**9,
+                                                   "stats": {"anon": 1, "inactive_file": 1000}}
+    assert mod.read_cgroup_pids(loc) is None  # no pids.current: optional
+    (tmp_path / f"cg2/docker-{CID}.scope/memory.max").write_text("4096\n")
+    assert mod.read_cgroup_memory(loc, 10**9)["limit"] == 4096
+    # a container cgroup outside the mounted sub-tree cannot be mapped
+    (tmp_path / "proc" / "42" / "cgroup").write_text(f"0::/docker/{CID}\n")
+    with pytest.raises(mod.CgroupUnavailable, match="no mounted cgroup hierarchy"):
+        mod.locate_cgroup(42, CID, mounts, proc)
+
+
+def test_container_cgroup_path_and_mountinfo_escapes():
+    mod = load_module("compose_status")
+    assert mod.container_cgroup_path(f"/docker/{CID}", CID) == f"/docker/{CID}"
+    assert mod.container_cgroup_path(f"/kubepods/pod1/{CID}/sub", CID) == f"/kubepods/pod1/{CID}"
+    assert mod.container_cgroup_path("/user.slice/session-1.scope", CID) is None
+    assert mod.container_cgroup_path(f"/docker/{CID}", "") is None
+    [mount] = mod.parse_mountinfo("1 2 0:3 / /a\\040b\\134c rw shared:1 - cgroup cg rw,memory\n")
+    assert mount["mountpoint"] == "/a b\\c" and mount["controllers"] == {"memory"} and mount["version"] == 1
