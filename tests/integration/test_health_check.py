@@ -107,6 +107,14 @@ def test_tags_and_sections_select_steps(stack_env):
                      "api_health_https", "api_health_https_latency"}, names
     [gathered] = result.task_results(GATHER_TASK)
     assert set(gathered["res"]["timings"]) == {"http"}
+    # --skip-tags of some sections leaves the others whole: the service states without the container sample.
+    result = run("health-check", skip_tags="containers,logs", extravars={"health_fail_on_critical": False})
+    kinds = {c["name"].split(":")[0] for c in result.report["checks"]}
+    assert {"service", "restarts", "nginx_health", "postgres_liveness", "redis_memory", "host_cpu"} <= kinds, kinds
+    assert not kinds & {"cpu", "memory", "log_errors"}, kinds
+    [gathered] = result.task_results(GATHER_TASK)
+    assert "logs" not in gathered["res"]["timings"]
+    assert all(c["stats"] is None for c in gathered["res"]["compose"]["containers"])
 
 
 @pytest.mark.destructive
