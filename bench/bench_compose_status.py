@@ -2,16 +2,18 @@
 """Benchmark: compose_status on the whole reference stack against the runbook's
 `docker stats --no-stream` plus `docker compose ps`, in the same run.
 
-Both sides are timed as an operator (or Ansible) pays for them: each repetition starts fresh processes.
-- module: a new Python process runs library/compose_status.py the way Ansible would (import, argument
-  parsing, Docker SDK, parallel inspect + one stats sample per container, JSON out). The module's own
-  gather time (`duration_seconds`) is printed as well.
+Every side is timed as an operator (or Ansible) pays for it: each repetition starts fresh processes.
+- module (default): a new Python process runs library/compose_status.py the way Ansible would (import,
+  argument parsing, Docker SDK, parallel inspect, one CPU/memory sample of all containers, JSON out) with
+  its defaults: stats_method=auto, which on this host reads the cgroup counters over one 0.5 s window.
+- module (daemon): the same with stats_method=daemon (the daemon's stats API, as before the cgroup path).
 - runbook: `docker stats --no-stream` then `docker compose -f docker-compose.production.yml ps`.
-Repetitions alternate which side goes first and are separated by a pause (default 2.5 s) so that every run
-starts with the daemon's stats collector idle, as an operator's check would: a stats read needs two rounds
-of that collector, which ticks once a second and sleeps a second after each round, so a run that starts
-right after another one's stats would pay for the previous run's tick. The medians and their ratio are
-printed, with the load average (other test suites share this machine).
+The module's own gather time (`duration_seconds`) is printed as well. Repetitions rotate which side goes
+first and are separated by a pause (default 2.5 s) so that every run starts with the daemon's stats
+collector idle, as an operator's check would: a stats read needs two rounds of that collector, which ticks
+once a second and sleeps a second after each round, so a run that starts right after another one's stats
+would pay for the previous run's tick. The medians and their ratios are printed, with the load average
+(other test suites share this machine).
 
 Usage: .venv/bin/python bench/bench_compose_status.py [--reps 7] [--pause 2.5] [--project equipment-marketplace]
 """
@@ -35,19 +37,24 @@ RUNNER = """
 import json, sys
 sys.path.insert(0, {root!r})
 from tests.helpers.modules import run_module
-result = run_module("compose_status", {{"project": {project!r}, "stats": {stats!r}}})
+result = run_module("compose_status", {{"project": {project!r}, "stats": {stats!r}, **{extra!r}}})
 result.pop("_raw", None)
 print(json.dumps({{"failed": result.get("failed"), "msg": result.get("msg"), "status": result.get("status"),
                   "containers": len(result.get("containers") or []),
                   "sampled": sum(1 for c in result.get("containers") or [] if c.get("stats")),
+                  "methods": result.get("stats_methods"),
+                  "cpu": {{c["name"]: (c.get("stats") or {{}}).get("cpu_percent")
+                          for c in result.get("containers") or []}},
                   "duration_seconds": result.get("duration_seconds"), "summary": result.get("summary")}}))
 """
+SIDES = ("module", "daemon", "runbook")
 
 
-def run_module_process(project: str, stats: bool = True) -> tuple[float, dict]:
+def run_module_process(project: str, stats: bool = True, extra: dict | None = None) -> tuple[float, dict]:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", RUNNER.format(root=str(ROOT), project=project, stats=stats)],
-                          capture_output=True, text=True, check=True, timeout=120, cwd=ROOT)
+    code = RUNNER.format(root=str(ROOT), project=project, stats=stats, extra=dict(extra or {}))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                          cwd=ROOT)
     elapsed = time.perf_counter() - started
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     if info.get("failed"):
@@ -81,36 +88,47 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     run_module_process(args.project)  # warm the page cache once (not timed)
     run_runbook()
-    module_times, module_inner, runbook_times = [], [], []
-    last_module = last_runbook = None
+    times = {side: [] for side in SIDES}
+    inner = {"module": [], "daemon": []}
+    last = {}
     for rep in range(args.reps):
-        order = ("module", "runbook") if rep % 2 == 0 else ("runbook", "module")
+        order = SIDES[rep % 3:] + SIDES[:rep % 3]  # each side goes first as often as the others
         for side in order:
             time.sleep(args.pause)
-            if side == "module":
-                elapsed, last_module = run_module_process(args.project)
-                module_times.append(elapsed)
-                module_inner.append(last_module["duration_seconds"])
+            if side == "runbook":
+                elapsed, last[side] = run_runbook()
             else:
-                elapsed, last_runbook = run_runbook()
-                runbook_times.append(elapsed)
-        print(f"rep {rep + 1}: compose_status {module_times[-1]:.3f}s (gather {module_inner[-1]:.3f}s)   "
-              f"docker stats --no-stream + docker compose ps {runbook_times[-1]:.3f}s", flush=True)
+                extra = {"stats_method": "daemon"} if side == "daemon" else {}
+                elapsed, last[side] = run_module_process(args.project, extra=extra)
+                inner[side].append(last[side]["duration_seconds"])
+            times[side].append(elapsed)
+        print(f"rep {rep + 1}: compose_status {times['module'][-1]:.3f}s (gather {inner['module'][-1]:.3f}s, "
+              f"{last['module']['methods']})   stats_method=daemon {times['daemon'][-1]:.3f}s "
+              f"(gather {inner['daemon'][-1]:.3f}s)   docker stats --no-stream + docker compose ps "
+              f"{times['runbook'][-1]:.3f}s", flush=True)
 
-    med_module = statistics.median(module_times)
-    med_inner = statistics.median(module_inner)
-    med_runbook = statistics.median(runbook_times)
+    med = {side: statistics.median(values) for side, values in times.items()}
+    med_inner = {side: statistics.median(values) for side, values in inner.items()}
     print()
     print(f"load average (1 min) {load_before:.2f} before, {os.getloadavg()[0]:.2f} after; {os.cpu_count()} CPUs")
-    print(f"compose_status (fresh process, {last_module['containers']} containers, "
-          f"{last_module['sampled']} sampled): median {med_module:.3f}s  "
-          f"[gather inside the module: median {med_inner:.3f}s]  -> {last_module['summary']}")
-    print(f"docker stats --no-stream ({last_runbook['stats_rows']} rows) + docker compose ps "
-          f"({last_runbook['ps_rows']} rows): median {med_runbook:.3f}s")
-    print(f"ratio compose_status / runbook = {med_module / med_runbook:.2f}  "
-          f"({'faster' if med_module < med_runbook else 'NOT faster'}; goal: faster)")
-    print(f"ratio without the Python start-up (module gather / runbook) = {med_inner / med_runbook:.2f}; "
-          f"start-up + imports cost {med_module - med_inner:.3f}s (CPU-bound: grows with the machine's load)")
+    for side, label in (("module", "compose_status (default: stats_method=auto)"),
+                        ("daemon", "compose_status stats_method=daemon")):
+        info = last[side]
+        print(f"{label} (fresh process, {info['containers']} containers, {info['sampled']} sampled, "
+              f"{info['methods']}): median {med[side]:.3f}s  [gather inside the module: median "
+              f"{med_inner[side]:.3f}s]  -> {info['summary']}")
+    print(f"docker stats --no-stream ({last['runbook']['stats_rows']} rows) + docker compose ps "
+          f"({last['runbook']['ps_rows']} rows): median {med['runbook']:.3f}s")
+    for side in ("module", "daemon"):
+        ratio = med[side] / med["runbook"]
+        print(f"ratio compose_status{' stats_method=daemon' if side == 'daemon' else ''} / runbook = {ratio:.2f}  "
+              f"({'faster' if ratio < 1 else 'NOT faster'}; goal: faster)")
+    print(f"ratio without the Python start-up (module gather / runbook) = {med_inner['module'] / med['runbook']:.2f} "
+          f"(daemon method {med_inner['daemon'] / med['runbook']:.2f}); start-up + imports cost "
+          f"{med['module'] - med_inner['module']:.3f}s (CPU-bound: grows with the machine's load)")
+    print("last CPU% per container, default (cgroup) / daemon method (different windows, a few seconds apart): "
+          + ", ".join(f"{name.rsplit('-', 2)[-2]} {cpu} / {last['daemon']['cpu'].get(name)}"
+                      for name, cpu in sorted(last["module"]["cpu"].items())))
 
     # Without the CPU/memory sample: compose_status stats=false against `docker compose ps` alone.
     nostats, ps_times, nostats_inner = [], [], []
