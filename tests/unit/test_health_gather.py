@@ -51,7 +51,7 @@ def test_parts_run_side_by_side_and_host_waits_for_the_quick_ones(parts):
     timings = result["timings"]
     quick_done = max(timings[p]["started"] + timings[p]["seconds"] for p in ("http", "postgres", "redis", "logs"))
     assert timings["host"]["started"] >= quick_done - 0.01
-    # compose (the daemon's stats) and the host window overlap: the whole is less than their sum.
+    # compose (its container CPU window) and the host CPU window overlap: the whole is less than their sum.
     assert result["duration_seconds"] < timings["compose"]["seconds"] + timings["host"]["seconds"]
     assert timings["compose"]["started"] - timings["http"]["started"] < 0.5
 
