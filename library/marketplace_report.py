@@ -13,9 +13,14 @@ description:
     I(status) is given.
   - Files are written to a temporary name and renamed, so a reader never sees half a report.
   - Always returns C(changed=false), since a report is output, not a change to the managed system.
-  - Run it on the controller (C(delegate_to=localhost)). Reports are the run's output, so playbooks
-    call it with C(check_mode=false) to leave a report of C(--check) runs too; in check mode the module
-    itself writes nothing.
+  - Runs as the action plugin of the same name (C(action_plugins/marketplace_report.py), found through
+    C(action_plugins) in ansible.cfg) in the controller's ansible process, with no module process and no
+    use of the connection, so the report lands on the controller for any inventory.
+  - This file keeps the documentation and the argument spec the action validates with; both write through
+    C(module_utils/marketplace_report.py). Where the action plugin is not configured it runs as a module,
+    where the task runs; so call it with C(delegate_to=localhost) (a no-op for the action).
+  - Reports are the run's output, so playbooks call it with C(check_mode=false) to leave a report of
+    C(--check) runs too; in check mode it writes nothing.
 options:
   playbook:
     description: Playbook name without C(.yml).
@@ -124,6 +129,8 @@ from ansible.module_utils.marketplace_report import ReportError, build_argument_
 
 
 def main():
+    # Where ansible.cfg configures action_plugins, the task runs action_plugins/marketplace_report.py instead
+    # (in the controller's ansible process, no module process); both call the same write_report.
     module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     try:
         result = write_report(module.params, check_mode=module.check_mode)
