@@ -13,10 +13,13 @@ description:
     each result under its part's name exactly as the module returns it. A health check then pays for one
     Python start-up instead of six, and the slow parts (the Docker daemon's container stats, the host CPU
     window) overlap with the quick ones.
-  - A part whose option is omitted (or null) is not run. Every part's options are validated against that
-    module's own argument spec before anything runs; a bad option fails the whole task, naming the part.
-  - The C(host) part starts when every other part except C(compose) is done, so the probes' own work does not
-    count as host CPU load; its CPU window overlaps with the container stats sample.
+  - A part whose option is omitted (or null) is not run. Each part's options are validated against that module's
+    own argument spec, and the part started, as soon as its module is imported; a bad option fails the whole
+    task, naming the part (the read-only parts already started are abandoned).
+  - The parts with a sampling window start first (C(host), then C(compose)), so that the other parts' imports
+    and probes run inside those windows. The C(host) part runs with
+    C(exclude_self=true) (see M(host_resources)). This process's own CPU time during the window is counted as
+    idle, so the check does not measure itself while the other parts run inside the window.
   - A part that fails (the module would have failed) returns C(failed=true) and C(msg) under its name; the
     other parts are unaffected and this module does not fail. A part still running after I(timeout) seconds is
     reported the same way.
@@ -133,21 +136,47 @@ import threading
 import time
 import traceback
 
-# The health modules themselves come first: library/ is on the module_utils path too (see ansible.cfg).
-from ansible.module_utils import compose_logs, compose_status, host_resources, http_probe, postgres_health, redis_health
+# library/ is on the module_utils path too (see ansible.cfg): the parts are the health modules themselves.
+# host_resources needs nothing beyond the standard library; the other parts' modules (the Docker SDK, psycopg,
+# redis-py: about half a second of imports) are imported once the host's CPU window is running.
+from ansible.module_utils import host_resources
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-PARTS = {
-    "http": http_probe,
-    "postgres": postgres_health,
-    "redis": redis_health,
-    "logs": compose_logs,
-    "compose": compose_status,
-    "host": host_resources,
+PART_MODULES = {
+    "http": "http_probe",
+    "postgres": "postgres_health",
+    "redis": "redis_health",
+    "logs": "compose_logs",
+    "compose": "compose_status",
+    "host": "host_resources",
 }
-# The host part measures CPU: it waits for these, so their work is not counted as the host's load.
-QUICK_PARTS = ("http", "postgres", "redis", "logs")
+
+
+def part_module(name):
+    """The module of a part. Literal imports, one per part, so that AnsiballZ packs them (it follows import
+    statements) and so that each library is imported only when its part is about to start."""
+    if name == "host":
+        return host_resources
+    if name == "compose":
+        from ansible.module_utils import compose_status
+        return compose_status
+    if name == "http":
+        from ansible.module_utils import http_probe
+        return http_probe
+    if name == "postgres":
+        from ansible.module_utils import postgres_health
+        return postgres_health
+    if name == "redis":
+        from ansible.module_utils import redis_health
+        return redis_health
+    from ansible.module_utils import compose_logs
+    return compose_logs
+
+
+# The order the parts start in: the ones with a sampling window first, so that the imports and probes of the
+# others run inside those windows.
+START_ORDER = ("host", "compose", "http", "postgres", "redis", "logs")
 
 
 class PartDone(Exception):
@@ -175,38 +204,28 @@ class PartModule:
 
 
 def build_argument_spec():
-    spec = {name: dict(type="dict") for name in PARTS}
+    spec = {name: dict(type="dict") for name in PART_MODULES}
     spec["timeout"] = dict(type="float", default=60.0)
     return spec
 
 
-def validate_parts(module):
-    """Each part's options against its module's argument spec; returns {part: validated params}."""
-    validated, problems = {}, []
-    for name, mod in PARTS.items():
-        options = module.params[name]
-        if options is None:
-            continue
-        result = ArgumentSpecValidator(mod.build_argument_spec()).validate(options)
-        module.no_log_values.update(result._no_log_values)
-        if result.error_messages:
-            problems.append("%s: %s" % (name, "; ".join(result.error_messages)))
-            continue
-        validated[name] = result.validated_parameters
-    if problems:
-        module.fail_json(msg="invalid options: " + " | ".join(problems))
-    if not validated:
-        module.fail_json(msg="no part to run: give at least one of %s" % ", ".join(PARTS))
-    if module.params["timeout"] <= 0:
-        module.fail_json(msg="timeout must be positive")
-    return validated
+def validate_part(module, name):
+    """One part's options against its module's argument spec: the validated parameters, or an error string."""
+    result = ArgumentSpecValidator(part_module(name).build_argument_spec()).validate(module.params[name])
+    module.no_log_values.update(result._no_log_values)
+    if result.error_messages:
+        return None, "%s: %s" % (name, "; ".join(result.error_messages))
+    params = result.validated_parameters
+    if name == "host":
+        params["exclude_self"] = True  # the other parts run during its CPU window
+    return params, None
 
 
 def run_part(name, params, check_mode, no_log_values, box):
     box["started"] = time.time()
     began = time.monotonic()
     try:
-        PARTS[name].run(PartModule(params, check_mode, no_log_values))
+        part_module(name).run(PartModule(params, check_mode, no_log_values))
         box["result"] = dict(failed=True, msg="%s ended without a result" % name)
     except PartDone as done:
         box["result"] = done.result
@@ -217,34 +236,39 @@ def run_part(name, params, check_mode, no_log_values, box):
     box["seconds"] = round(time.monotonic() - began, 3)
 
 
-def gather(module, validated):
+def gather(module):
+    """Validate and start the parts one after the other (START_ORDER), each as soon as its module is imported."""
     timeout = module.params["timeout"]
+    if timeout <= 0:
+        module.fail_json(msg="timeout must be positive")
+    wanted = [name for name in PART_MODULES if module.params[name] is not None]
+    if not wanted:
+        module.fail_json(msg="no part to run: give at least one of %s" % ", ".join(PART_MODULES))
     started = time.monotonic()
-    boxes = {name: {} for name in validated}
-    threads = {}
+    boxes, threads, problems = {}, {}, []
 
-    def start(name):
+    def start(name, params):
+        boxes[name] = {}
         thread = threading.Thread(target=run_part, name="part-" + name, daemon=True,
-                                  args=(name, validated[name], module.check_mode, module.no_log_values,
-                                        boxes[name]))
+                                  args=(name, params, module.check_mode, module.no_log_values, boxes[name]))
         thread.start()
         threads[name] = thread
 
-    for name in validated:
-        if name != "host":
-            start(name)
-    if "host" in validated:
-        for name in QUICK_PARTS:
-            if name in threads:
-                threads[name].join(max(0.0, timeout - (time.monotonic() - started)))
-        start("host")
+    for name in START_ORDER:
+        if name not in wanted:
+            continue
+        params, problem = validate_part(module, name)
+        if problem:
+            problems.append(problem)
+        elif not problems:
+            start(name, params)  # read-only: abandoned with the process if a later part's options are bad
+    if problems:
+        module.fail_json(msg="invalid options: " + " | ".join(problems))
     for thread in threads.values():
         thread.join(max(0.0, timeout - (time.monotonic() - started)))
 
     result, timings, failed = {}, {}, []
-    for name in PARTS:
-        if name not in validated:
-            continue
+    for name in wanted:
         box = boxes[name]
         part = box.get("result")
         if part is None or threads[name].is_alive():
@@ -259,8 +283,7 @@ def gather(module, validated):
 
 def main():
     module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
-    validated = validate_parts(module)
-    module.exit_json(changed=False, **gather(module, validated))
+    module.exit_json(changed=False, **gather(module))
 
 
 if __name__ == "__main__":

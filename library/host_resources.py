@@ -39,6 +39,14 @@ options:
       - Window between the two CPU samples (host CPU and per-process CPU).
     type: float
     default: 1.0
+  exclude_self:
+    description:
+      - Leave the CPU time of this module's own process (all its threads) out of the host CPU figures; it is
+        counted as idle. For callers that do other work while the CPU window runs (M(health_gather) gathers
+        its other parts during the window), so that the check does not measure itself.
+      - The CPU time excluded is returned as C(cpu.excluded_self_pct).
+    type: bool
+    default: false
   top:
     description:
       - How many processes to list by CPU and by memory.
@@ -117,7 +125,8 @@ load:
   sample: {load1: 0.5, load5: 0.4, load15: 0.3, cpus: 4, per_cpu5: 0.1}
 cpu:
   description: Host CPU over the window in percent of all CPUs - C(busy_pct), C(user_pct), C(system_pct),
-    C(iowait_pct), C(steal_pct) - and C(window_seconds), C(cpus).
+    C(iowait_pct), C(steal_pct) - and C(window_seconds), C(cpus); with O(exclude_self), C(excluded_self_pct) as
+    well (this process's own share, counted as idle).
   returned: when the cpu section is gathered
   type: dict
 disks:
@@ -179,6 +188,7 @@ def build_argument_spec():
         sections=dict(type="list", elements="str", default=list(SECTIONS)),
         paths=dict(type="list", elements="path", default=["/"]),
         sample_seconds=dict(type="float", default=1.0),
+        exclude_self=dict(type="bool", default=False),
         top=dict(type="int", default=10),
         memory_warning_pct=dict(type="float", default=85.0),
         memory_critical_pct=dict(type="float", default=95.0),
@@ -268,7 +278,14 @@ def read_cpu_times():
     return None
 
 
-def cpu_section(before, after, window):
+def own_cpu_ticks():
+    """(user, system) CPU time of this process, all threads, in /proc/stat's clock ticks."""
+    times = os.times()
+    hz = os.sysconf("SC_CLK_TCK")
+    return times.user * hz, times.system * hz
+
+
+def cpu_section(before, after, window, own_before=None, own_after=None):
     if before is None or after is None:
         return None
     delta = [b - a for a, b in zip(before, after, strict=False)]
@@ -276,9 +293,19 @@ def cpu_section(before, after, window):
     if total <= 0:
         return None
     user, nice, system, idle, iowait, irq, softirq, steal = delta
-    return {"busy_pct": _pct(total - idle - iowait, total), "user_pct": _pct(user + nice, total),
-            "system_pct": _pct(system + irq + softirq, total), "iowait_pct": _pct(iowait, total),
-            "steal_pct": _pct(steal, total), "window_seconds": round(window, 3), "cpus": cpu_count()}
+    excluded = None
+    if own_before is not None and own_after is not None:
+        # Our own time moves from user/system to idle (never below zero: the tick counts are sampled).
+        own_user = min(max(own_after[0] - own_before[0], 0.0), user)
+        own_system = min(max(own_after[1] - own_before[1], 0.0), system)
+        user, system, idle = user - own_user, system - own_system, idle + own_user + own_system
+        excluded = _pct(own_user + own_system, total)
+    section = {"busy_pct": _pct(total - idle - iowait, total), "user_pct": _pct(user + nice, total),
+               "system_pct": _pct(system + irq + softirq, total), "iowait_pct": _pct(iowait, total),
+               "steal_pct": _pct(steal, total), "window_seconds": round(window, 3), "cpus": cpu_count()}
+    if excluded is not None:
+        section["excluded_self_pct"] = excluded
+    return section
 
 
 # ---------------------------------------------------------------------------------------------- disks
@@ -386,6 +413,8 @@ def gather(params):
     want_procs = "processes" in sections
     meminfo = read_meminfo() if ("memory" in sections or want_procs) else {}
 
+    exclude_self = want_cpu and params["exclude_self"]
+    own_before = own_cpu_ticks() if exclude_self else None
     cpu_before = read_cpu_times() if want_cpu else None
     procs_before = snapshot() if want_procs else None
     started = time.monotonic()
@@ -393,6 +422,7 @@ def gather(params):
         time.sleep(params["sample_seconds"])
     window = time.monotonic() - started
     cpu_after = read_cpu_times() if want_cpu else None
+    own_after = own_cpu_ticks() if exclude_self else None
     procs_after = snapshot() if want_procs else None
 
     if "memory" in sections:
@@ -411,7 +441,7 @@ def gather(params):
         checks[-1]["message"] += " (load %.2f %.2f %.2f on %d CPUs)" % (load["load1"], load["load5"],
                                                                       load["load15"], load["cpus"])
     if want_cpu:
-        cpu = cpu_section(cpu_before, cpu_after, window)
+        cpu = cpu_section(cpu_before, cpu_after, window, own_before, own_after)
         result["cpu"] = cpu
         checks.append(named_check("host_cpu", "host", value=cpu["busy_pct"] if cpu else None,
                                   warning=params["cpu_warning_pct"], critical=params["cpu_critical_pct"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 
 from tests.helpers.modules import assert_return_documented, run_module
 
@@ -59,3 +61,26 @@ def test_bad_section_fails():
 def test_check_mode_gathers():
     result = run_module("host_resources", {"sections": ["memory"]}, check_mode=True)
     assert result["changed"] is False and result["memory"]["total_bytes"] > 0
+
+
+def _busy_for(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+
+
+def test_exclude_self_counts_this_process_cpu_as_idle():
+    """A thread of this very process burns one core during the window: counted without exclude_self, as idle
+    (and reported as excluded_self_pct) with it."""
+    cpus = os.cpu_count() or 1
+    figures = {}
+    for exclude in (False, True):
+        burner = threading.Thread(target=_busy_for, args=(1.2,))
+        burner.start()
+        result = run_module("host_resources", {"sections": ["cpu"], "sample_seconds": 1.0, "exclude_self": exclude})
+        burner.join()
+        figures[exclude] = result["cpu"]
+    own_share = 100.0 / cpus  # one busy thread of this process
+    assert "excluded_self_pct" not in figures[False]
+    assert figures[True]["excluded_self_pct"] >= 0.6 * own_share, figures
+    assert figures[True]["busy_pct"] <= figures[False]["busy_pct"] - 0.4 * own_share + 15, figures
