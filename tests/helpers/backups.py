@@ -9,10 +9,8 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import docker
 import psycopg
 
 from tests.helpers import faults, stackenv
+from tests.helpers.net import free_port, wait_listening
 
 BACKUP_ROOT = Path(os.environ.get("MARKETPLACE_BACKUP_DIR", "/var/backups/equipment-marketplace"))
 APP_DB = "equipment_marketplace"
@@ -131,12 +130,6 @@ def wait_stack_healthy(services=("postgres", "backend", "nginx"), timeout: float
         faults.wait_healthy(service, timeout=timeout)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class MotoServer:
     """moto's S3 server mode on 127.0.0.1 and a free port."""
 
@@ -150,16 +143,8 @@ class MotoServer:
         exe = Path(sys.executable).parent / "moto_server"
         self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"moto_server exited: {self.log.read_text()}") from None
-                time.sleep(0.2)
-        raise RuntimeError("moto_server did not start")
+        wait_listening(self.port, self.proc, "moto_server", self.log, timeout=30)
+        return self
 
     def client(self, access_key="AKIATESTBACKUPKEY", secret_key="test-secret-backup-key-0123456789"):  # noqa: S107
         import boto3

@@ -3,26 +3,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from tests.helpers.net import free_port, wait_listening
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivateSshd:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="em-sshd-"))
         os.chmod(self.dir, 0o700)
-        self.port = _free_port()
+        self.port = free_port()
         self.key = self.dir / "id_ed25519"
         self.known_hosts = self.dir / "known_hosts"
         self.proc: subprocess.Popen | None = None
@@ -54,14 +48,8 @@ LogLevel ERROR
 """)
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "sshd.log", "w"))
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"sshd did not start: {(self.dir / 'sshd.log').read_text()}")
+        wait_listening(self.port, self.proc, "sshd", self.dir / "sshd.log", timeout=15)
+        return self
 
     @property
     def env(self) -> dict[str, str]:
