@@ -30,6 +30,13 @@ description:
   - Read-only, like the modules it runs; check mode gathers the same.
   - The modules' code is imported from the project's C(library/) directory, which C(ansible.cfg) puts on the
     C(module_utils) path as well (C(module_utils = module_utils:library)).
+  - "On a local connection whose C(ansible_python_interpreter) is the controller's own Python (the demo
+    inventory), the action plugin of the same name (C(action_plugins/health_gather.py)) runs this code in the
+    task's worker process on the controller instead of starting a module process: the same argument specs,
+    results, masking and errors, without building the AnsiballZ payload or starting a second Python (about
+    half a second). Any other connection, C(become), C(async), an C(environment) keyword, another interpreter
+    or the variable C(health_gather_in_process=false) runs it as a module. C(in_process) in the result says
+    which way it ran."
 version_added: "1.0.0"
 author: Equipment Marketplace operations
 options:
@@ -121,6 +128,11 @@ timings:
   returned: always
   type: dict
   sample: {postgres: {started: 1795046400.12, seconds: 0.031}}
+in_process:
+  description: Whether the parts ran in the controller's worker process (local connection, the controller's
+    Python; see the description) rather than in a module process.
+  returned: success
+  type: bool
 failed_parts:
   description: Names of the parts that failed or timed out.
   returned: always
@@ -283,7 +295,7 @@ def gather(module):
 
 def main():
     module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
-    module.exit_json(changed=False, **gather(module))
+    module.exit_json(changed=False, in_process=False, **gather(module))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+# The `health_gather` task. On a local connection whose Python is the controller's own (the demo inventory:
+# ansible_connection=local, ansible_python_interpreter={{ ansible_playbook_python }}), the parts run in this
+# task's worker process instead of a module process: the module's own code (library/health_gather.py, its
+# gather() and the parts' run()), the same argument specs, results, masking and errors, without building the
+# AnsiballZ payload (~0.25 s: ansible-core parses every module_utils file it packs, 60-odd for this module) and
+# without a second Python start-up that imports ansible.module_utils.basic (~0.2 s). That is about a sixth of a
+# health check.
+#
+# Anything else runs the module as ansible-core's `normal` action would: another connection (ssh, docker, ...),
+# become, async, an `environment:` keyword, another interpreter, or health_gather_in_process=false. The target is
+# then a real remote host or a user/Python/environment this process does not have.
+# The result says which way it ran (`in_process`).
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import traceback
+
+from ansible import constants as C
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
+from ansible.module_utils.common.parameters import remove_values
+from ansible.module_utils.errors import UnsupportedError
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action.normal import ActionModule as NormalAction
+from ansible.utils.display import Display
+
+display = Display()
+
+MODULE_NAME = "health_gather"
+SWITCH = "health_gather_in_process"
+
+
+def _same_python(interpreter):
+    """Whether ``interpreter`` is this process's Python: the same file in the same directory (a venv's python is
+    a symlink to the base interpreter, so the resolved file alone would not tell two venvs apart)."""
+    if not interpreter or not os.path.isabs(interpreter):
+        return False
+    mine = sys.executable
+    try:
+        return (os.path.dirname(os.path.abspath(interpreter)) == os.path.dirname(os.path.abspath(mine))
+                and os.path.samefile(interpreter, mine))
+    except OSError:
+        return False
+
+
+def _load_gather_module(path):
+    """library/health_gather.py, with the configured module_utils paths (module_utils/ and library/, see
+    ansible.cfg) appended to ansible.module_utils as AnsiballZ would pack them. This worker process ends with
+    the task, so the additions go with it."""
+    import ansible.module_utils
+
+    for entry in C.DEFAULT_MODULE_UTILS_PATH or []:
+        entry = os.path.abspath(os.path.expanduser(str(entry)))
+        if os.path.isdir(entry) and entry not in ansible.module_utils.__path__:
+            ansible.module_utils.__path__.append(entry)
+    spec = importlib.util.spec_from_file_location("marketplace_health_gather", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _TopModule:
+    """What health_gather.gather() needs of its AnsibleModule."""
+
+    def __init__(self, gather_module, params, check_mode, no_log_values):
+        self._done = gather_module.PartDone
+        self.params = params
+        self.check_mode = check_mode
+        self.no_log_values = no_log_values
+
+    def fail_json(self, msg, **result):
+        raise self._done(dict(result, failed=True, msg=msg))
+
+
+class ActionModule(NormalAction):
+
+    def _in_process_refusal(self, task_vars):
+        """Why the parts cannot run in this process (None when they can)."""
+        if not boolean(task_vars.get(SWITCH, True), strict=False):
+            return "%s is false" % SWITCH
+        if getattr(self._connection, "transport", None) != "local":
+            return "the connection is not local"
+        if self._play_context.become:
+            return "become is set"
+        if self._task.async_val:
+            return "the task is async"
+        environment = {}
+        self._compute_environment_string(environment)
+        if environment:
+            return "the task sets an environment"
+        interpreter = task_vars.get("ansible_python_interpreter")
+        if interpreter is None:
+            return "ansible_python_interpreter is not set"
+        interpreter = self._templar.template(interpreter)
+        if not _same_python(interpreter):
+            return "ansible_python_interpreter is not this Python (%s)" % sys.executable
+        return None
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        refusal = self._in_process_refusal(task_vars)
+        path = None
+        if refusal is None:
+            path = self._shared_loader_obj.module_loader.find_plugin(MODULE_NAME)
+            if not path:
+                refusal = "the module file was not found"
+        if refusal is None:
+            try:
+                gather_module = _load_gather_module(path)
+            except ImportError as exc:  # the module process would name the missing import itself
+                refusal = "its code did not import here (%s)" % exc
+        if refusal is not None:
+            display.vvv("health_gather runs as a module: %s" % refusal, host=task_vars.get("inventory_hostname"))
+            return super().run(tmp, task_vars)  # the module process; its result says in_process=false
+
+        result = super(NormalAction, self).run(tmp, task_vars)  # ActionBase: check mode and async support
+        del tmp
+        result.update(self._run_in_process(gather_module))
+        return result
+
+    def _module_args(self):
+        """The task's arguments as the module would receive them (AnsiballZ's JSON, controller to module)."""
+        encoder = get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)
+        decoder = get_module_decoder("legacy", Direction.CONTROLLER_TO_MODULE)
+        return json.loads(json.dumps(dict(self._task.args), cls=encoder), cls=decoder)
+
+    def _run_in_process(self, gather_module):
+        # Validate like AnsibleModule: the same spec and messages, and the same masking of no_log values.
+        params = self._module_args()
+        validation = ArgumentSpecValidator(gather_module.build_argument_spec()).validate(params)
+        params.update(validation.validated_parameters)
+        no_log_values = set(validation._no_log_values)
+        if validation.error_messages:
+            msg = validation.errors.msg
+            if isinstance(validation.errors[0], UnsupportedError):
+                msg = "Unsupported parameters for (%s) module: %s" % (MODULE_NAME, msg)
+            result = dict(failed=True, msg=msg)
+        else:
+            top = _TopModule(gather_module, params, bool(self._task.check_mode), no_log_values)
+            try:
+                result = dict(changed=False, in_process=True, **gather_module.gather(top))
+            except gather_module.PartDone as done:  # gather()'s own fail_json (no part, bad timeout, bad options)
+                result = done.result
+            except Exception as exc:  # reported like a module crash, without a traceback in the output
+                frame = traceback.extract_tb(exc.__traceback__)[-1]
+                result = dict(failed=True, msg="%s: unexpected %s: %s (%s:%d)" % (
+                    MODULE_NAME, type(exc).__name__, exc, frame.filename.rsplit("/", 1)[-1], frame.lineno))
+        # As AnsibleModule.exit_json/fail_json: the arguments under invocation, every no_log value masked, and
+        # the result through the JSON a module process would print (module to controller).
+        result["invocation"] = {"module_args": params}
+        result = remove_values(result, no_log_values)
+        encoder = get_module_encoder("legacy", Direction.MODULE_TO_CONTROLLER)
+        decoder = get_module_decoder("legacy", Direction.MODULE_TO_CONTROLLER)
+        return json.loads(json.dumps(result, cls=encoder), cls=decoder)
