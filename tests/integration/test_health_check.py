@@ -224,7 +224,7 @@ def _prime_fault_series(stack_env, url: str) -> None:
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(1)
-    time.sleep(6)  # one more scrape: the series has a sample before the faults
+    time.sleep(3)  # one more scrape (every 2 s): the series has a sample before the faults
 
 
 def test_5xx_traffic_is_reported_above_the_threshold(stack_env, fault_traffic_cleanup):
@@ -239,7 +239,7 @@ def test_5xx_traffic_is_reported_above_the_threshold(stack_env, fault_traffic_cl
             break
         time.sleep(20)
     assert sent == 400 and errors >= 16, (sent, errors)
-    deadline = time.monotonic() + 30  # Prometheus scrapes every 5 s
+    deadline = time.monotonic() + 30  # Prometheus scrapes every 2 s
     while _prometheus_errors(stack_env) < errors * 0.8 and time.monotonic() < deadline:
         time.sleep(1)
     result = run("health-check", extravars={"health_sections": ["traffic"], "health_fail_on_critical": False})
