@@ -140,8 +140,8 @@ def test_p0_backend_stopped_classified_then_restarted_with_confirm(stack_ready):
         assert restart["detail"].startswith("check mode: would")
         assert backend_states() == ["exited"]
 
-        # With confirm: restarted, health back, timeline with times and results.
-        result = run("incident-p0", extravars={"services": ["backend"], "confirm": True})
+        # With confirm: restarted, health back, timeline with times and results (health polled every second).
+        result = run("incident-p0", extravars={"services": ["backend"], "confirm": True, "incident_health_interval": 1})
         assert result.rc == 0, result.stdout[-3000:]
         assert_no_traceback(result)
         report = result.report
