@@ -141,9 +141,15 @@ def history_file(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("deploy-history") / "deploy-history.jsonl"
 
 
+# The gate as the role documents it, polled every second and with a 2 s window of smoke traffic (the default
+# 5 s window sends the same 20 requests, only slower): every gate still judges health, image, /api/health and
+# the 5xx rate and p95 of real requests.
+FAST_GATE = {"deploy_gate_interval": 1, "deploy_gate_metrics_window": 2}
+
+
 @pytest.fixture()
 def base_vars(history_file) -> dict:
-    return {"marketplace_deploy_history_file": str(history_file)}
+    return {"marketplace_deploy_history_file": str(history_file), **FAST_GATE}
 
 
 # ------------------------------------------------------------------------------------------ tests
@@ -260,7 +266,7 @@ def test_bad_version_is_rolled_back_automatically_and_the_run_fails(stack_env, o
 
 
 def test_rollback_needs_a_recorded_version_or_a_name(stack_env, original, tmp_path):
-    empty = {"marketplace_deploy_history_file": str(tmp_path / "none.jsonl")}
+    empty = {"marketplace_deploy_history_file": str(tmp_path / "none.jsonl"), **FAST_GATE}
     ids = app_container_ids()
     refused = run("rollback", extravars={**empty, "confirm": True})
     assert refused.rc != 0 and "no previous version recorded" in refused.report["summary"]
