@@ -187,7 +187,9 @@ def test_without_confirm_or_in_check_mode_nothing_changes(stack_env, original, b
 # Prometheus' 1-minute 5xx window while the tests after it run, instead of delaying the next module's settle().
 def test_bad_version_is_rolled_back_automatically_and_the_run_fails(stack_env, original, base_vars, history_file):
     before = len(history(history_file))
-    result = run("deploy", extravars={**base_vars, "version": BAD, "confirm": True,
+    # No pre-deploy backup here: test_good_version_is_deployed_then_rolled_back asserts that step; this test is
+    # about the gate and the automatic rollback, which never restores data.
+    result = run("deploy", extravars={**base_vars, "version": BAD, "confirm": True, "deploy_backup": False,
                                       "deploy_build_args": {"BROKEN_HEALTH": "1"}})
     assert result.rc != 0 and result.status == "failed"
     assert_no_traceback(result)
