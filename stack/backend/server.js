@@ -298,6 +298,9 @@ listen(FIRST);
 function shutdown(sig) {
   log('INFO', `${sig} received, shutting down`);
   server.close(() => process.exit(0));
+  // Node 18's close() waits for idle keep-alive sockets (nginx's upstream pool, Prometheus' scrapes) to time
+  // out, so every stop took the 3 s below; close them now (requests in flight still finish).
+  if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
   setTimeout(() => process.exit(0), 3000).unref();
   pool.end().catch(() => {});
   redis.quit().catch(() => {});

@@ -59,4 +59,7 @@ SQL
   echo "entrypoint: cluster ready"
 fi
 
-exec runuser -u postgres -- postgres -D "$PGDATA" "${settings[@]}"
+# setpriv execs the server as PID 1 (runuser would stay PID 1 as a parent that ignores the SIGINT of
+# `docker stop`, so every stop waited out the 30 s grace period and ended in SIGKILL and crash recovery).
+export HOME=/var/lib/postgresql
+exec setpriv --reuid=postgres --regid=postgres --init-groups -- postgres -D "$PGDATA" "${settings[@]}"

@@ -46,8 +46,8 @@ def not_ok(report) -> list[str]:
 
 @pytest.fixture()
 def fault_traffic_cleanup(stack_env):
-    """After the test, wait until its 5xx answers (injected faults, or /api/health 503s while Redis is down) have
-    left Prometheus' 1-minute window (at most 90 s): the health checks of the tests that follow must not see them."""
+    """After the test, wait until its /api/health 503s (while Redis is down) have left Prometheus' 1-minute window
+    (at most 90 s), so that the 5xx test after it measures its own faults."""
     yield
     wait_no_recent_5xx(stack_env)
 
@@ -224,12 +224,17 @@ def _prime_fault_series(stack_env, url: str) -> None:
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(1)
-    time.sleep(6)  # one more scrape: the series has a sample before the faults
+    time.sleep(3)  # one more scrape (every 2 s): the series has a sample before the faults
 
 
-def test_5xx_traffic_is_reported_above_the_threshold(stack_env, fault_traffic_cleanup):
+def test_5xx_traffic_is_reported_above_the_threshold(stack_env):
     """About 4 % of 400 requests answer 500: above the 1 % threshold (kept under 5 % so that other runs sharing
-    the stack see a warning, not a P1, until the faults leave Prometheus' window, which the test waits for)."""
+    the stack see a warning, not a P1, until the faults leave Prometheus' window).
+
+    No teardown wait for that window (up to 90 s): the tests that need the 5xx rate ok wait for a clean window
+    before their run (test_healthy_stack_is_ok_with_every_key_metric, test_driver through settle); the others
+    accept any traffic status (check_mode_all runs with health_fail_on_critical=false, incident P0/P1 accept
+    their severities, restore's health check has no traffic section). The faults leave the window meanwhile."""
     url = base_url(stack_env)
     for _attempt in range(2):  # once more when another run put nginx in maintenance or stopped the backend
         wait_stack_healthy(stack_env)
@@ -239,7 +244,7 @@ def test_5xx_traffic_is_reported_above_the_threshold(stack_env, fault_traffic_cl
             break
         time.sleep(20)
     assert sent == 400 and errors >= 16, (sent, errors)
-    deadline = time.monotonic() + 30  # Prometheus scrapes every 5 s
+    deadline = time.monotonic() + 30  # Prometheus scrapes every 2 s
     while _prometheus_errors(stack_env) < errors * 0.8 and time.monotonic() < deadline:
         time.sleep(1)
     result = run("health-check", extravars={"health_sections": ["traffic"], "health_fail_on_critical": False})

@@ -140,8 +140,8 @@ def test_p0_backend_stopped_classified_then_restarted_with_confirm(stack_ready):
         assert restart["detail"].startswith("check mode: would")
         assert backend_states() == ["exited"]
 
-        # With confirm: restarted, health back, timeline with times and results.
-        result = run("incident-p0", extravars={"services": ["backend"], "confirm": True})
+        # With confirm: restarted, health back, timeline with times and results (health polled every second).
+        result = run("incident-p0", extravars={"services": ["backend"], "confirm": True, "incident_health_interval": 1})
         assert result.rc == 0, result.stdout[-3000:]
         assert_no_traceback(result)
         report = result.report
@@ -188,8 +188,10 @@ def test_p0_restart_that_does_not_heal_fails_and_records_the_rollback_step(stack
         created = [c.id for c in backend_containers()]
         # The rollback runs the deploy role (deploy_action=rollback); a version it refuses keeps it from touching
         # the shared stack and shows the step recorded as unavailable with the deploy role's reason.
+        # (It never turns healthy, so a short wait proves the same: 4 s, polled every 2 s.)
         result = run("incident-p0", extravars={"services": ["backend"], "confirm": True, "incident_run_health": False,
-                                               "incident_health_timeout": 10, "version": "@@no-such-version"})
+                                               "incident_health_timeout": 4, "incident_health_interval": 2,
+                                               "version": "@@no-such-version"})
         if [c.id for c in backend_containers()] != created or backend_has_jwt():
             return None
         assert result.rc != 0 and result.status == "failed"
