@@ -44,14 +44,6 @@ def not_ok(report) -> list[str]:
     return [f"{c['name']}={c['status']}: {c['message']}" for c in report["checks"] if c["status"] != "ok"]
 
 
-@pytest.fixture()
-def fault_traffic_cleanup(stack_env):
-    """After the test, wait until its /api/health 503s (while Redis is down) have left Prometheus' 1-minute window
-    (at most 90 s), so that the 5xx test after it measures its own faults."""
-    yield
-    wait_no_recent_5xx(stack_env)
-
-
 def test_healthy_stack_is_ok_with_every_key_metric(stack_env):
     wait_stack_healthy(stack_env)
     wait_no_recent_5xx(stack_env)
@@ -136,30 +128,6 @@ def test_backend_stopped_is_a_critical_outage(stack_env):
     assert "backend" in report["summary"]
     # The play failed on purpose, with the summary, after writing the report - not with a module error.
     assert "health check CRITICAL (P0)" in result.stdout
-
-
-@pytest.mark.destructive
-def test_redis_stopped_makes_api_health_503_naming_redis(stack_env, fault_traffic_cleanup):
-    wait_stack_healthy(stack_env)
-    try:
-        with faults.service_stopped("redis"):
-            deadline = time.monotonic() + 30
-            while http_get(base_url(stack_env) + "/api/health") != 503 and time.monotonic() < deadline:
-                time.sleep(0.5)
-            result = run("health-check", extravars={"health_fail_on_critical": False})
-    finally:
-        faults.wait_healthy("backend")
-    assert_no_traceback(result)
-    report = result.report
-    api = check_by_name(report, "api_health")
-    assert api["value"] == 503 and api["status"] == "critical"
-    assert "redis" in api["component"] and "redis" in api["message"].lower()
-    redis_check = check_by_name(report, "redis_available")
-    assert redis_check["status"] == "critical" and redis_check["component"] == "redis"
-    assert check_by_name(report, "redis_memory")["status"] == "unknown"  # the Key Metric is still listed
-    assert report["status"] == "critical" and report["severity"] in ("P0", "P1")
-    assert "redis" in report["summary"].lower()
-    assert result.rc == 0  # health_fail_on_critical=false
 
 
 def test_disk_threshold_below_usage_is_reported(stack_env):
@@ -270,3 +238,30 @@ def test_5xx_traffic_is_reported_above_the_threshold(stack_env):
     assert rate["source"] == "metrics" and result.report["results"]["traffic"]["window_seconds"] >= 5
     assert rate["value"] > 1.0 and rate["status"] in ("warning", "critical"), rate
     assert "marketplace_prometheus_url is not set" in json.dumps(result.report["results"]["traffic"])
+
+
+@pytest.mark.destructive
+def test_redis_stopped_makes_api_health_503_naming_redis(stack_env):
+    """Last in this file, after the 5xx test, so that its /api/health 503s (the backend's health check answers 503
+    while Redis is down) cannot add to that test's measurement; no wait for them to leave Prometheus' window
+    afterwards: the tests that need a clean 5xx rate wait for one before they run (settle)."""
+    wait_stack_healthy(stack_env)
+    try:
+        with faults.service_stopped("redis"):
+            deadline = time.monotonic() + 30
+            while http_get(base_url(stack_env) + "/api/health") != 503 and time.monotonic() < deadline:
+                time.sleep(0.5)
+            result = run("health-check", extravars={"health_fail_on_critical": False})
+    finally:
+        faults.wait_healthy("backend")
+    assert_no_traceback(result)
+    report = result.report
+    api = check_by_name(report, "api_health")
+    assert api["value"] == 503 and api["status"] == "critical"
+    assert "redis" in api["component"] and "redis" in api["message"].lower()
+    redis_check = check_by_name(report, "redis_available")
+    assert redis_check["status"] == "critical" and redis_check["component"] == "redis"
+    assert check_by_name(report, "redis_memory")["status"] == "unknown"  # the Key Metric is still listed
+    assert report["status"] == "critical" and report["severity"] in ("P0", "P1")
+    assert "redis" in report["summary"].lower()
+    assert result.rc == 0  # health_fail_on_critical=false
