@@ -42,13 +42,18 @@ def test_without_confirm_it_describes_and_changes_nothing(stack_env):
         faults.start_service("prometheus")
 
 
+# The role's waits polled every second (defaults 2 s for the daemon, 3 s for the services' health); the timeouts
+# they judge (recover_docker_timeout, recover_health_timeout) stay the role's.
+FAST_POLLS = {"recover_docker_interval": 1, "recover_health_interval": 1}
+
+
 @pytest.mark.destructive
 def test_stopped_services_are_brought_back(stack_env):
     faults.wait_healthy("nginx")
     faults.stop_service("nginx")
     faults.stop_service("prometheus")
     try:
-        result = run("emergency-recover", extravars={"confirm": True})
+        result = run("emergency-recover", extravars={"confirm": True, **FAST_POLLS})
         assert result.rc == 0, result.stdout[-3000:]
         rep = result.report
         services = check_by_name(rep, "compose_services")
@@ -85,7 +90,7 @@ def test_docker_daemon_down_is_recovered(stack_env):
         time.sleep(0.5)
     assert not _dockerd_pids(), "dockerd did not stop"
     try:
-        result = run("emergency-recover", extravars={"confirm": True})
+        result = run("emergency-recover", extravars={"confirm": True, **FAST_POLLS})
         assert result.rc == 0, result.stdout[-4000:]
         rep = result.report
         daemon = check_by_name(rep, "docker_daemon")

@@ -285,7 +285,9 @@ def test_p1_rejects_a_replica_count_the_port_range_cannot_hold(stack_ready):
 def test_p1_scales_to_two_healthy_backends_serving_through_nginx(stack_ready):
     base = f"http://{stack_ready['BIND_ADDRESS']}:{stack_ready['NGINX_HTTP_PORT']}"
     try:
-        result = run("incident-p1", tags="scale", extravars={"scale_backend": 2, "confirm": True})
+        # (the replicas' health polled every second instead of 3 s: a poll variable, not the 120 s timeout)
+        result = run("incident-p1", tags="scale", extravars={"scale_backend": 2, "confirm": True,
+                                                             "incident_scale_interval": 1})
         assert result.rc == 0, result.stdout[-3000:]
         assert_no_traceback(result)
         report = result.report
