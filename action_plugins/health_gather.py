@@ -62,19 +62,6 @@ def _load_gather_module(path):
     return module
 
 
-class _TopModule:
-    """What health_gather.gather() needs of its AnsibleModule."""
-
-    def __init__(self, gather_module, params, check_mode, no_log_values):
-        self._done = gather_module.PartDone
-        self.params = params
-        self.check_mode = check_mode
-        self.no_log_values = no_log_values
-
-    def fail_json(self, msg, **result):
-        raise self._done(dict(result, failed=True, msg=msg))
-
-
 class ActionModule(NormalAction):
 
     def _in_process_refusal(self, task_vars):
@@ -139,7 +126,8 @@ class ActionModule(NormalAction):
                 msg = "Unsupported parameters for (%s) module: %s" % (MODULE_NAME, msg)
             result = dict(failed=True, msg=msg)
         else:
-            top = _TopModule(gather_module, params, bool(self._task.check_mode), no_log_values)
+            # gather() needs of its module what each part needs: the module's own PartModule serves both.
+            top = gather_module.PartModule(params, bool(self._task.check_mode), no_log_values)
             try:
                 result = dict(changed=False, in_process=True, **gather_module.gather(top))
             except gather_module.PartDone as done:  # gather()'s own fail_json (no part, bad timeout, bad options)

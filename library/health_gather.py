@@ -200,7 +200,8 @@ class PartDone(Exception):
 
 
 class PartModule:
-    """What the health modules' run(module) needs of an AnsibleModule, for one part run in a thread."""
+    """What the health modules' run(module) needs of an AnsibleModule, for one part run in a thread; also what
+    gather() needs of its module when the action plugin runs it in-process (action_plugins/health_gather.py)."""
 
     def __init__(self, params, check_mode, no_log_values):
         self.params = params
