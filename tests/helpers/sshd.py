@@ -13,7 +13,10 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
 class PrivateSshd:
-    def __init__(self) -> None:
+    def __init__(self, prefix: list[str] | None = None) -> None:
+        # prefix: a command sshd runs under (e.g. unshare in a mount namespace, so the target's files differ
+        # from the controller's); it ends with sshd's own argv.
+        self.prefix = list(prefix or [])
         self.dir = Path(tempfile.mkdtemp(prefix="em-sshd-"))
         os.chmod(self.dir, 0o700)
         self.port = free_port()
@@ -46,7 +49,7 @@ PidFile {self.dir / 'sshd.pid'}
 Subsystem sftp internal-sftp
 LogLevel ERROR
 """)
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen([*self.prefix, SSHD, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "sshd.log", "w"))
         wait_listening(self.port, self.proc, "sshd", self.dir / "sshd.log", timeout=15)
         return self

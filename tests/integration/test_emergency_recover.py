@@ -5,12 +5,16 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import docker
 import pytest
 
 from tests.helpers import faults
 from tests.helpers.playbooks import assert_no_traceback, check_by_name, run
+from tests.helpers.sshd import PrivateSshd
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def container_ids() -> dict[str, str]:
@@ -37,9 +41,46 @@ def test_without_confirm_it_describes_and_changes_nothing(stack_env):
         assert container_ids() == before
         services = check_by_name(result.report, "compose_services")
         assert services["status"] == "critical" and "prometheus" in services["message"]
+        # No systemd on this host: the demo inventory's marketplace_dockerd_command would start the daemon.
+        assert result.report["state"]["daemon_start"]["method"] == "command"
         assert_no_traceback(result)
     finally:
         faults.start_service("prometheus")
+
+
+# sshd (the target) in a mount namespace of its own: there systemd "runs the host" (/run/systemd/system exists)
+# and the Docker socket is not a socket (the daemon does not answer); the controller, in the original namespace,
+# has neither. A check made on the controller would choose the demo's dockerd command line.
+SYSTEMD_TARGET = [
+    "unshare", "--mount", "--propagation", "private", "sh", "-ec",
+    "mount -t tmpfs tmpfs /run/systemd; mkdir /run/systemd/system; mount --bind /dev/null /run/docker.sock;"
+    ' exec "$0" "$@"',
+]
+
+
+@pytest.fixture()
+def systemd_target():
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs this controller: the target's answer would not differ from the controller's")
+    sshd = PrivateSshd(prefix=SYSTEMD_TARGET).start()
+    yield sshd
+    sshd.stop()
+
+
+def test_the_daemon_start_method_is_decided_on_the_target(stack_env, systemd_target):
+    before = container_ids()
+    result = run("emergency-recover", inventory=ROOT / "inventory" / "demo-ssh", envvars=systemd_target.env)
+    assert result.rc != 0, result.stdout[-2000:]  # the daemon is down as the target sees it, nothing was done
+    state = result.report["state"]
+    assert state["before"]["daemon_up"] is False
+    detail = result.report["actions"][0]["detail"]
+    assert "would start the Docker daemon (systemd)" in detail and "dockerd" not in detail, detail
+    assert state["daemon_start"]["method"] == "systemd", state["daemon_start"]
+    assert "/run/systemd/system exists there" in state["daemon_start"]["reason"]
+    assert result.report["actions"][0]["changed"] is False
+    # Nothing changed on the real stack (the controller's daemon kept running every container).
+    assert container_ids() == before
+    assert_no_traceback(result)
 
 
 # The role's waits polled every second (defaults 2 s for the daemon, 3 s for the services' health); the timeouts
