@@ -16,8 +16,8 @@ from tests.helpers import stackenv  # noqa: E402
 
 
 def _stack_healthy() -> bool:
-    if not stackenv.ENV_FILE.exists():
-        return False
+    if not stackenv.ENV_FILE.exists() or not stackenv.fault_endpoints_on():
+        return False  # absent, or brought up without the harness (fault endpoints off): `up` switches them on
     try:
         stackenv.stack("wait", timeout=30)
         return True

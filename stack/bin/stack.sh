@@ -8,6 +8,10 @@
 #   stack.sh compose ARGS...   run docker compose with the stack's file and env
 # Env: STACK_WAIT_TIMEOUT (s, default 180); EM_STATE_DIR (default /var/lib/equipment-marketplace):
 # the env file with the secrets (stack.env) and nginx's ssl/ and maintenance/ directories.
+# EM_STACK_FAULT_ENDPOINTS=1 (the test harness sets it; nobody else should): `up` and `reset` switch on the
+# backend's fault-injection endpoints (/api/fault/<status>). Without it they are off (`make demo`, operators).
+# The choice is written to stack.env as ENABLE_FAULT_ENDPOINTS, so every later compose run (deploy, recover,
+# incident) recreates the backend the same way until the next `up`.
 set -euo pipefail
 STACK_DIR=$(cd "$(dirname "$0")/.." && pwd)
 # The stack is machine-wide (one compose project, fixed ports, named volumes), so its secrets and
@@ -125,8 +129,26 @@ drop_stale_data() {
   fi
 }
 
+set_fault_endpoints() {
+  local want=${EM_STACK_FAULT_ENDPOINTS:-0}
+  case "$want" in 0|1) ;; *) die "EM_STACK_FAULT_ENDPOINTS must be 0 or 1, not '$want'" ;; esac
+  if grep -q '^ENABLE_FAULT_ENDPOINTS=' "$ENV_FILE"; then
+    if ! grep -qx "ENABLE_FAULT_ENDPOINTS=$want" "$ENV_FILE"; then
+      sed -i "s/^ENABLE_FAULT_ENDPOINTS=.*/ENABLE_FAULT_ENDPOINTS=$want/" "$ENV_FILE"
+    fi
+  else
+    printf 'ENABLE_FAULT_ENDPOINTS=%s\n' "$want" >> "$ENV_FILE"
+  fi
+  chmod 600 "$ENV_FILE"
+  # ensure_env exported the file's old value, and compose prefers the environment to --env-file.
+  export ENABLE_FAULT_ENDPOINTS=$want
+  [ "$want" = 1 ] && log "fault endpoints ON (test harness)"
+  return 0
+}
+
 up() {
   drop_stale_data
+  set_fault_endpoints
   build
   prepare_dirs
   compose up -d --remove-orphans >/dev/null 2>&1 || compose up -d --remove-orphans

@@ -31,7 +31,17 @@ def compose(*args: str, check: bool = True, timeout: int = 180, capture: bool = 
     return subprocess.run(cmd, check=check, timeout=timeout, capture_output=capture, text=True)
 
 
+# The harness runs the stack with the backend's fault endpoints (/api/fault/<status>) on: `stack.sh up` and
+# `reset` write ENABLE_FAULT_ENDPOINTS=1 into the env file only when this is set (the default is off).
+HARNESS_ENV = {"EM_STACK_FAULT_ENDPOINTS": "1"}
+
+
 def stack(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run stack/bin/stack.sh (up, wait, reset, ...)."""
+    """Run stack/bin/stack.sh (up, wait, reset, ...) in harness mode (fault endpoints on)."""
     return subprocess.run(["bash", str(STACK_SH), *args], check=True, timeout=timeout,
-                          capture_output=True, text=True, env={**os.environ})
+                          capture_output=True, text=True, env={**os.environ, **HARNESS_ENV})
+
+
+def fault_endpoints_on(path: Path = ENV_FILE) -> bool:
+    """Whether the stack was last brought up by the harness (ENABLE_FAULT_ENDPOINTS=1 in the env file)."""
+    return path.exists() and read_env(path).get("ENABLE_FAULT_ENDPOINTS") == "1"
