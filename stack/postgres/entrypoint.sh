@@ -30,7 +30,7 @@ if [ ! -f "$MARKER" ]; then
     find "$PGDATA" -mindepth 1 -delete
   fi
   echo "entrypoint: initialising a new cluster in $PGDATA"
-  pwfile=$(mktemp); chown postgres "$pwfile"; printf '%s' "$POSTGRES_PASSWORD" > "$pwfile"
+  pwfile=$(umask 077; mktemp); chown postgres "$pwfile"; printf '%s' "$POSTGRES_PASSWORD" > "$pwfile"
   as_pg initdb -D "$PGDATA" -U "$SUPERUSER" --pwfile="$pwfile" --auth-local=peer --auth-host=scram-sha-256 \
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
   rm -f "$pwfile"
@@ -47,7 +47,10 @@ IDENT
   chown postgres:postgres "$PGDATA"/pg_hba.conf "$PGDATA"/pg_ident.conf
   as_pg pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c shared_preload_libraries=pg_stat_statements" -w start >/dev/null
   psql_local() { as_pg psql -X -q -v ON_ERROR_STOP=1 -U "$SUPERUSER" "$@"; }
-  psql_local -d postgres -v app_user="$APP_USER" -v app_pw="$APP_DB_PASSWORD" -v db="$DB" <<'SQL'
+  # No password in any argv (`ps`, /proc/<pid>/cmdline): initdb reads the superuser's from a 0600 file
+  # (--pwfile), psql takes the application role's from its environment (\getenv), never from -v or -c.
+  psql_local -d postgres -v app_user="$APP_USER" -v db="$DB" <<'SQL'
+\getenv app_pw APP_DB_PASSWORD
 CREATE ROLE :"app_user" LOGIN PASSWORD :'app_pw';
 CREATE DATABASE :"db" OWNER :"app_user";
 SQL
