@@ -76,6 +76,9 @@ def test_like_wildcards_in_a_prefix_are_literal(db, pg_params):
 
 @pytest.mark.parametrize("keys, message", [
     (["*"], "would select every key"),
+    (["**"], "would select every key"),
+    (["a*"], "'a*' is too broad: a prefix glob needs at least 4 characters before the *"),
+    (["emk*"], "'emk*' is too broad"),
     (["emk_*_1"], "only a trailing * is supported"),
     ([""], "is empty"),
     ([], "nothing chosen"),
@@ -94,3 +97,11 @@ def test_wrong_password_fails_without_leaking(pg_params):
 def test_all_with_keys_is_refused():
     res = run_module("api_key_revoke", {"login_host": "127.0.0.1", "login_port": 1, "all": True, "keys": ["1"]})
     assert res["failed"] and "cannot be combined" in res["msg"]
+
+
+def test_a_glob_that_matches_every_key_is_refused(db, pg_params):
+    # issue 10: 'emk_*' is long enough but selects the whole table: say all=true instead; nothing is revoked
+    active = db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0]
+    res = run_module("api_key_revoke", dict(pg_params, keys=["emk_*"]))
+    assert res["failed"] and "matches every one of the" in res["msg"] and "all=true" in res["msg"], res
+    assert db.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL").fetchone()[0] == active

@@ -157,3 +157,104 @@ def test_env_value():
     assert sf.security_env_value(text, "JWT_SECRET") == "abc=def"
     assert sf.security_env_value(text, "Q") == "quoted"
     assert sf.security_env_value(text, "MISSING") is None
+
+
+# ---------- issue 10: the bad-input matrix at the role level ----------
+
+@pytest.mark.parametrize("entry, reason", [
+    ("::ffff:127.0.0.1", "is a loopback address"),
+    ("::ffff:198.51.100.7", "is an IPv4-mapped IPv6 address: an IPv6 rule would not stop IPv4 traffic"),
+    ("fe80::1%eth0", "carries a zone id (%eth0)"),
+    ("fe80::1", "is link-local"),
+    ("169.254.10.1", "is link-local"),
+    ("2001:db8::/16", "is broader than /32"),
+    ("127.0.0.0/8", "is a loopback address"),
+    ("10.0.0.0/8", "contains 10.9.8.7 (an address of the controller)"),
+    ("evil.example.com", "hostnames are not accepted"),
+])
+def test_issue10_block_ips_matrix(entry, reason):
+    (result,) = check([entry])
+    assert result["ok"] is False and reason in result["reason"], result
+    assert sf.security_to_networks([result]) == []
+
+
+def test_the_ssh_connection_source_is_protected():
+    # validate.yml reads SSH_CONNECTION on the target; its first field is where the connection comes from.
+    ssh_connection = "198.51.100.9 50022 192.0.2.2 22"
+    protected = sf.security_protected_list([{"addresses": [ssh_connection.split(" ")[0]],
+                                             "reason": "the address the Ansible connection to demo comes from"}])
+    (result,) = sf.security_check_block_ips(["198.51.100.0/24"], protected)
+    assert not result["ok"]
+    assert result["reason"] == "contains 198.51.100.9 (the address the Ansible connection to demo comes from)"
+
+
+@pytest.mark.parametrize("value", ["198.51.100.7,,198.51.100.8", "198.51.100.7,", ["198.51.100.7", ""],
+                                   ["198.51.100.7", None]])
+def test_an_empty_block_ips_entry_is_refused(value):
+    results = check(value)
+    assert [r["ok"] for r in results] == [True, False] or [r["ok"] for r in results] == [True, False, True]
+    empty = next(r for r in results if not r["ok"])
+    assert empty["entry"] == "" and "is empty" in empty["reason"]
+    assert "'' is empty" in sf.security_refusal_message(results)
+
+
+def test_a_wholly_empty_block_ips_is_nothing_to_block():
+    assert check("") == [] and check([]) == [] and check(None) == []
+
+
+@pytest.mark.parametrize("value, error", [
+    ("all,x", "revoke_api_keys=all cannot be combined with other entries"),
+    ("a*", "'a*' is too broad: a key prefix glob needs at least 4 characters before the *"),
+    ("emk*", "'emk*' is too broad"),
+    ("**", "'**' would select every key: say revoke_api_keys=all"),
+    ("emk_demo_5,,emk_demo_6", "an entry is empty"),
+])
+def test_issue10_revoke_api_keys_matrix(value, error):
+    sel = sf.security_key_selection(value)
+    assert sel["all"] is False and sel["errors"] and error in " ".join(sel["errors"]), sel
+
+
+def test_a_long_enough_glob_is_accepted():
+    assert sf.security_key_selection("emk_live_*") == {"all": False, "entries": ["emk_live_*"], "errors": []}
+
+
+# ---------- issue 10: every backend replica is verified on its own ----------
+
+PORT_READS = {"results": [
+    {"item": "em-backend-1", "rc": 0, "stdout": "3001\n"},
+    {"item": "em-backend-2", "rc": 0, "stdout": "3002"},
+    {"item": "em-backend-3", "rc": 1, "stdout": ""},
+]}
+
+
+def test_backend_targets_and_probes():
+    targets = sf.security_backend_targets(PORT_READS, "127.0.0.1")
+    assert targets == [{"container": "em-backend-1", "port": 3001, "url": "http://127.0.0.1:3001"},
+                       {"container": "em-backend-2", "port": 3002, "url": "http://127.0.0.1:3002"},
+                       {"container": "em-backend-3", "port": None, "url": None}]
+    probes = sf.security_backend_probes(targets, "/api/me", "OLD", "NEW")
+    assert [(p["name"], p["url"], p["headers"]["Authorization"]) for p in probes] == [
+        ("em-backend-1 old", "http://127.0.0.1:3001/api/me", "Bearer OLD"),
+        ("em-backend-1 new", "http://127.0.0.1:3001/api/me", "Bearer NEW"),
+        ("em-backend-2 old", "http://127.0.0.1:3002/api/me", "Bearer OLD"),
+        ("em-backend-2 new", "http://127.0.0.1:3002/api/me", "Bearer NEW")]
+
+
+def test_one_stale_replica_makes_the_rotation_critical():
+    targets = sf.security_backend_targets(PORT_READS, "127.0.0.1")[:2]
+    probes = {"probes": {"em-backend-1 old": {"status": 401}, "em-backend-1 new": {"status": 200},
+                         "em-backend-2 old": {"status": 200}, "em-backend-2 new": {"status": 401}}}
+    verdict = sf.security_judge_backends(targets, probes)
+    assert verdict["status"] == "critical"
+    assert [b["status"] for b in verdict["backends"]] == ["ok", "critical"]
+    assert "em-backend-2 (port 3002): old token HTTP 200, new token HTTP 401" in verdict["message"]
+
+
+def test_every_replica_ok_and_an_unreachable_one():
+    targets = sf.security_backend_targets(PORT_READS, "127.0.0.1")
+    probes = {"probes": {"em-backend-1 old": {"status": 401}, "em-backend-1 new": {"status": 200},
+                         "em-backend-2 old": {"status": 401}, "em-backend-2 new": {"status": 200}}}
+    assert sf.security_judge_backends(targets[:2], probes)["status"] == "ok"
+    verdict = sf.security_judge_backends(targets, probes)
+    assert verdict["status"] == "warning" and "em-backend-3" in verdict["message"]
+    assert sf.security_judge_backends([], {})["status"] == "critical"

@@ -16,8 +16,12 @@ V4_IN_TEXT = re.compile(r"(?<![0-9.])(\d{1,3}(?:\.\d{1,3}){3})(?![0-9])")
 V6_IN_TEXT = re.compile(r"(?<![0-9A-Fa-f:.])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?![0-9A-Fa-f:])")
 
 
-def _as_list(value):
-    """A list of trimmed strings from a list, a comma/space separated string (AWX surveys) or nothing."""
+def _as_list(value, keep_empty=False):
+    """A list of trimmed strings from a list, a comma/space separated string (AWX surveys) or nothing.
+
+    With ``keep_empty`` an empty entry of a comma-separated string ('a,,b', 'a,') stays in the list as '' (the
+    inputs refuse it: a typo must not silently shrink the selection); a wholly empty string is still [].
+    """
     if value is None:
         return []
     if isinstance(value, (str, bytes)):
@@ -29,7 +33,13 @@ def _as_list(value):
             except ValueError:
                 parsed = None
             if isinstance(parsed, list):
-                return _as_list(parsed)
+                return _as_list(parsed, keep_empty)
+        if keep_empty and text:
+            out = []
+            for part in text.split(","):
+                words = part.split()
+                out.extend(words if words else [""])
+            return out
         return [part for part in re.split(r"[\s,]+", text) if part]
     if isinstance(value, (int, float)):
         return [str(value)]
@@ -37,7 +47,7 @@ def _as_list(value):
         items = list(value)
     except TypeError:
         return [str(value)]
-    return [str(item).strip() for item in items if item is not None]
+    return ["" if item is None else str(item).strip() for item in items if item is not None or keep_empty]
 
 
 def _host_text(network):
@@ -97,34 +107,40 @@ def security_check_block_ips(entries, protected=None, min_prefix_v4=8, min_prefi
     """
     results = []
     guards = _protected_networks(protected)
-    for raw in _as_list(entries):
+    for raw in _as_list(entries, keep_empty=True):
         entry = raw.strip()
         result = {"entry": raw, "ok": False, "network": None, "family": None, "reason": ""}
         results.append(result)
         if not entry:
-            result["reason"] = "is empty"
+            result["reason"] = "is empty (an empty entry in block_ips, e.g. a doubled or trailing comma)"
+            continue
+        if "%" in entry:
+            result["reason"] = ("carries a zone id (%%%s): a firewall set holds addresses without one; a link-local "
+                                "address is not a remote attacker" % entry.split("%", 1)[1])
+            continue
+        try:
+            loose = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            result["reason"] = "is not a valid IPv4/IPv6 address or CIDR network (hostnames are not accepted)"
+            continue
+        minimum = int(min_prefix_v4) if loose.version == 4 else int(min_prefix_v6)
+        if loose.prefixlen == 0:
+            result["reason"] = "would block every IPv%d address (the whole address family)" % loose.version
+            continue
+        if loose.prefixlen < minimum:
+            result["reason"] = ("is broader than /%d (security_block_min_prefix_v%d); block smaller networks"
+                                % (minimum, loose.version))
             continue
         try:
             network = ipaddress.ip_network(entry, strict=True)
         except ValueError:
-            try:
-                loose = ipaddress.ip_network(entry, strict=False)
-            except ValueError:
-                result["reason"] = "is not a valid IPv4/IPv6 address or CIDR network (hostnames are not accepted)"
-                continue
             result["reason"] = ("has host bits set: block the address %s or the network %s"
                                 % (entry.split("/")[0], loose))
             continue
         result["network"] = _host_text(network)
         result["family"] = "ipv%d" % network.version
-        minimum = int(min_prefix_v4) if network.version == 4 else int(min_prefix_v6)
         mapped = getattr(network.network_address, "ipv4_mapped", None)
-        if network.prefixlen == 0:
-            result["reason"] = "would block every IPv%d address (the whole address family)" % network.version
-        elif network.prefixlen < minimum:
-            result["reason"] = ("is broader than /%d (security_block_min_prefix_v%d); block smaller networks"
-                                % (minimum, network.version))
-        elif network.network_address.is_unspecified:
+        if network.network_address.is_unspecified:
             result["reason"] = "is the unspecified address, not a client"
         elif network.is_multicast:
             result["reason"] = "is a multicast address, not a client"
@@ -132,6 +148,12 @@ def security_check_block_ips(entries, protected=None, min_prefix_v4=8, min_prefi
             inside = mapped is not None or network.subnet_of(LOOPBACK[network.version == 6])
             result["reason"] = ("is a loopback address" if inside else "contains loopback addresses") + (
                 " (127.0.0.0/8, ::1): blocking it breaks the host's own services")
+        elif mapped is not None:
+            result["reason"] = ("is an IPv4-mapped IPv6 address: an IPv6 rule would not stop IPv4 traffic from %s; "
+                                "give the IPv4 address itself" % mapped)
+        elif network.is_link_local:
+            result["reason"] = ("is link-local (fe80::/10, 169.254.0.0/16): only the local segment uses it, "
+                                "not a remote attacker")
         else:
             for guard, reason in guards:
                 if guard.version == network.version and network.overlaps(guard):
@@ -285,13 +307,14 @@ def security_evidence_files(logs_result, auth_patterns=None, networks=None):
     return {"files": files, "summary": summary, "lines": total}
 
 
-def security_key_selection(value):
+def security_key_selection(value, min_glob_prefix=4):
     """Parse revoke_api_keys: ``{all, entries, errors}``.
 
     'all' (alone) selects every key; otherwise each entry is a key id (digits), a key prefix (matched exactly
-    against the key_prefix column) or a prefix glob ending in '*'.
+    against the key_prefix column) or a prefix glob ending in '*' with at least ``min_glob_prefix`` characters
+    before the '*' ('a*' is refused: it would revoke nearly every key by accident).
     """
-    entries = _as_list(value)
+    entries = _as_list(value, keep_empty=True)
     result = {"all": False, "entries": [], "errors": []}
     if any(e.lower() == "all" for e in entries):
         if len(entries) > 1:
@@ -301,11 +324,14 @@ def security_key_selection(value):
         return result
     for entry in entries:
         if not entry:
-            result["errors"].append("empty entry")
+            result["errors"].append("an entry is empty (a doubled or trailing comma?)")
         elif entry.strip("*") == "":
             result["errors"].append("'%s' would select every key: say revoke_api_keys=all" % entry)
         elif "*" in entry[:-1]:
             result["errors"].append("'%s': only a trailing * is supported" % entry)
+        elif entry.endswith("*") and len(entry) - 1 < int(min_glob_prefix):
+            result["errors"].append("'%s' is too broad: a key prefix glob needs at least %d characters before the *"
+                                    " (say revoke_api_keys=all to revoke every key)" % (entry, int(min_glob_prefix)))
         elif not re.match(r"^[\x21-\x7e]+$", entry):
             result["errors"].append("'%s' is not a key id or key prefix" % entry)
         elif entry not in result["entries"]:
@@ -339,6 +365,67 @@ def security_env_value(text, key):
     return None
 
 
+def security_backend_targets(port_reads, host, scheme="http"):
+    """[{container, port, url}] from the results of reading each backend container's port file (a looped command
+    task: item = container name, stdout = port). ``port``/``url`` are None when the port could not be read."""
+    out = []
+    for res in (port_reads or {}).get("results", []) if isinstance(port_reads, dict) else port_reads or []:
+        text = str(res.get("stdout") or "").strip()
+        port = int(text) if res.get("rc") == 0 and text.isdigit() and 0 < int(text) < 65536 else None
+        out.append({"container": res.get("item"), "port": port,
+                    "url": "%s://%s:%d" % (scheme, host, port) if port else None})
+    return out
+
+
+def security_backend_probes(targets, path, old_token, new_token):
+    """http_probe requests: the old and the new token against every backend reached directly (not via nginx)."""
+    probes = []
+    for t in targets or []:
+        if not t.get("url"):
+            continue
+        for kind, token in (("old", old_token), ("new", new_token)):
+            probes.append({"name": "%s %s" % (t["container"], kind), "url": t["url"] + path,
+                           "headers": {"Authorization": "Bearer %s" % token}, "expect_status": [200, 401]})
+    return probes
+
+
+def security_judge_backends(targets, probes):
+    """One verdict per backend replica: the token issued before the rotation must get 401 and the new one 200.
+
+    ``{backends: [{container, port, old_token, new_token, status}], status, message}``; ``status`` is ok only when
+    every replica was reached and judged ok, critical when one accepts the old token or refuses the new one,
+    warning when one could not be reached directly (its port is unknown).
+    """
+    probes = (probes or {}).get("probes", probes) or {}
+    backends, bad, unknown = [], [], []
+    for t in targets or []:
+        old = (probes.get("%s old" % t.get("container")) or {}).get("status", -1) if t.get("url") else None
+        new = (probes.get("%s new" % t.get("container")) or {}).get("status", -1) if t.get("url") else None
+        if old is None:
+            status = "unverified"
+            unknown.append(t.get("container"))
+        elif old == 401 and new == 200:
+            status = "ok"
+        else:
+            status = "critical"
+            bad.append("%s (port %s): old token HTTP %s, new token HTTP %s"
+                       % (t.get("container"), t.get("port"), old, new))
+        backends.append({"container": t.get("container"), "port": t.get("port"), "old_token": old, "new_token": new,
+                         "status": status})
+    if not backends:
+        return {"backends": [], "status": "critical", "message": "no backend replica was found to verify"}
+    if bad:
+        return {"backends": backends, "status": "critical",
+                "message": "backend replica(s) not rotated: " + "; ".join(bad) + " (want 401 and 200)"}
+    if unknown:
+        return {"backends": backends, "status": "warning",
+                "message": "could not reach %s directly (port unknown); the others reject the old token and accept "
+                           "the new" % ", ".join(str(u) for u in unknown)}
+    return {"backends": backends, "status": "ok",
+            "message": "each of the %d backend replica(s), asked directly, rejects the old token (401) and accepts "
+                       "the new one (200)" % len(backends)}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -356,4 +443,7 @@ class FilterModule:
             "security_key_selection": security_key_selection,
             "security_jwt_hs256": security_jwt_hs256,
             "security_env_value": security_env_value,
+            "security_backend_targets": security_backend_targets,
+            "security_backend_probes": security_backend_probes,
+            "security_judge_backends": security_judge_backends,
         }
