@@ -116,10 +116,14 @@ class ActionModule(NormalAction):
 
     def _run_in_process(self, gather_module):
         # Validate like AnsibleModule: the same spec and messages, and the same masking of no_log values.
+        # MarketplaceModule's masking before any failure: the parts' passwords (nested, unknown to the top-level
+        # spec), the passwords in URLs and conninfo strings, registered before anything can fail.
         params = self._module_args()
-        validation = ArgumentSpecValidator(gather_module.build_argument_spec()).validate(params)
+        spec = gather_module.build_argument_spec()
+        no_log_values = gather_module.early_no_log_values(params, spec)
+        validation = ArgumentSpecValidator(spec).validate(params)
         params.update(validation.validated_parameters)
-        no_log_values = set(validation._no_log_values)
+        no_log_values.update(validation._no_log_values)
         if validation.error_messages:
             msg = validation.errors.msg
             if isinstance(validation.errors[0], UnsupportedError):

@@ -145,10 +145,10 @@ import re
 import time
 from urllib.parse import urlencode
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import json_safe, threshold_check, validate_non_negative, worst_status
 from ansible.module_utils.marketplace_metrics import histogram_quantile as quantile
 from ansible.module_utils.marketplace_metrics import parse_samples, query_result_value
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.urls import open_url
 
 DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
@@ -336,7 +336,7 @@ def _seconds(duration):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     params = module.params
     validate_non_negative(module, params, ["timeout", "error_rate_warning_pct", "error_rate_critical_pct",
                                            "latency_p95_warning_seconds", "latency_p95_critical_seconds",

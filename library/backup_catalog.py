@@ -184,7 +184,6 @@ leftovers_kept:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_backup import (
     ToolError,
     clean_leftovers,
@@ -201,6 +200,7 @@ from ansible.module_utils.marketplace_backup import (
     verify_file,
 )
 from ansible.module_utils.marketplace_common import json_safe
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 
 def build_argument_spec():
@@ -358,7 +358,7 @@ def do_prune(module, entries, leftovers):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     p = module.params
     for opt in ("keep_last", "keep_daily", "keep_weekly", "leftover_min_age"):
         if p[opt] is not None and p[opt] < 0:

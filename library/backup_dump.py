@@ -133,7 +133,6 @@ import secrets
 import signal
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_backup import (
     DEFAULT_COUNT_TABLES,
     DUMP_SUFFIX,
@@ -155,6 +154,7 @@ from ansible.module_utils.marketplace_backup import (
     write_temp,
 )
 from ansible.module_utils.marketplace_common import json_safe
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_postgres import (
     ConnectError,
     connect,
@@ -236,7 +236,7 @@ def terminate_by_appname(params, appname):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     p = module.params
     validate_common(module)
     require_psycopg(module)

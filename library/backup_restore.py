@@ -223,7 +223,6 @@ checks:
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_backup import (
     DEFAULT_COUNT_TABLES,
     ToolError,
@@ -238,6 +237,7 @@ from ansible.module_utils.marketplace_backup import (
     verify_file,
 )
 from ansible.module_utils.marketplace_common import json_safe
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_postgres import (
     ConnectError,
     connect,
@@ -666,7 +666,7 @@ class RestoreFailed(Exception):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     validate_common(module)
     require_psycopg(module)
     p = module.params

@@ -177,7 +177,7 @@ import hashlib
 import os
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import env_fallback, missing_required_lib
 from ansible.module_utils.marketplace_backup import (
     DUMP_SUFFIX,
     MANIFEST_SUFFIX,
@@ -190,6 +190,7 @@ from ansible.module_utils.marketplace_backup import (
     verify_file,
 )
 from ansible.module_utils.marketplace_common import json_safe
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 BOTO3_IMPORT_ERROR = None
 try:
@@ -428,7 +429,7 @@ class Offsite:
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     p = module.params
     if not HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3 (and botocore)"), exception=BOTO3_IMPORT_ERROR)

@@ -195,7 +195,6 @@ import datetime
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import json_safe, validate_non_negative
 from ansible.module_utils.marketplace_docker import (
     DOCKER_ERRORS,
@@ -213,6 +212,7 @@ from ansible.module_utils.marketplace_docker import (
     unavailable_result,
     validate_common,
 )
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 DEFAULT_PATTERNS = ["error\\b", "fatal", "exception", "panic"]
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
@@ -511,7 +511,7 @@ def redact_literal_obj(redactor, obj):
 
 
 def main():
-    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
+    run(MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

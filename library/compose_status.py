@@ -270,7 +270,6 @@ import datetime
 import os
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import (
     check,
     json_safe,
@@ -296,6 +295,7 @@ from ansible.module_utils.marketplace_docker import (
     unavailable_result,
     validate_common,
 )
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 NOT_RUNNING = ("exited", "dead", "created", "paused", "removing")
@@ -1047,7 +1047,7 @@ def run(module):
 
 
 def main():
-    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
+    run(MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

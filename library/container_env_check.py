@@ -142,7 +142,6 @@ summary:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import json_safe, worst_status
 from ansible.module_utils.marketplace_docker import (
     DOCKER_ERRORS,
@@ -156,6 +155,7 @@ from ansible.module_utils.marketplace_docker import (
     unavailable_result,
     validate_common,
 )
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 DEFAULT_REQUIRED = ["DATABASE_URL", "REDIS_URL", "JWT_SECRET"]
 
@@ -263,7 +263,7 @@ def gather(module, client):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     check_docker_sdk(module)
     validate_common(module)
     bad = [n for n in module.params["variables"] if not n or "=" in n or not n.strip()]

@@ -116,7 +116,6 @@ summary:
 import os
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import json_safe, validate_non_negative
 from ansible.module_utils.marketplace_docker import (
     DOCKER_ERRORS,
@@ -131,6 +130,7 @@ from ansible.module_utils.marketplace_docker import (
     unavailable_result,
     validate_common,
 )
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 PS_ARGS = "-eo pid,user,pcpu,rss,etime,args"
 
@@ -271,7 +271,7 @@ def gather(module, client):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     check_docker_sdk(module)
     validate_common(module)
     validate_non_negative(module, module.params, ["top", "sample_seconds", "command_max_length"])

@@ -152,8 +152,9 @@ import traceback
 # host_resources needs nothing beyond the standard library; the other parts' modules (the Docker SDK, psycopg,
 # redis-py: about half a second of imports) are imported once the host's CPU window is running.
 from ansible.module_utils import host_resources
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.marketplace_common import early_no_log_values  # noqa: F401 (the action uses it)
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 PART_MODULES = {
     "http": "http_probe",
@@ -295,7 +296,7 @@ def gather(module):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     module.exit_json(changed=False, in_process=False, **gather(module))
 
 

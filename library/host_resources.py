@@ -169,7 +169,6 @@ import pwd
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import (
     json_safe,
     threshold_check,
@@ -177,6 +176,7 @@ from ansible.module_utils.marketplace_common import (
     validate_non_negative,
     worst_status,
 )
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 SECTIONS = ("memory", "load", "cpu", "disk", "processes")
 CONTAINER_IN_CGROUP = re.compile(r"(?:docker[-/]|/containers/|crio-|containerd-)([0-9a-f]{64})")
@@ -511,7 +511,7 @@ def run(module):
 
 
 def main():
-    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
+    run(MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

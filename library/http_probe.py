@@ -140,7 +140,7 @@ import ssl
 import time
 from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 
 def build_argument_spec():
@@ -292,7 +292,7 @@ def run(module):
 
 
 def main():
-    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
+    run(MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

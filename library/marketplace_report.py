@@ -124,14 +124,14 @@ counts:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_report import ReportError, build_argument_spec, write_report
 
 
 def main():
     # Where ansible.cfg configures action_plugins, the task runs action_plugins/marketplace_report.py instead
     # (in the controller's ansible process, no module process); both call the same write_report.
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     try:
         result = write_report(module.params, check_mode=module.check_mode)
     except ReportError as exc:

@@ -191,7 +191,6 @@ checks:
 import time
 import urllib.error
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import check, json_safe, threshold_check, worst_status
 from ansible.module_utils.marketplace_metrics import (
     bucket_deltas,
@@ -202,6 +201,7 @@ from ansible.module_utils.marketplace_metrics import (
 )
 from ansible.module_utils.marketplace_metrics import histogram_quantile as _histogram_quantile
 from ansible.module_utils.marketplace_metrics import parse_samples as parse_metrics
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.urls import open_url
 
 
@@ -347,7 +347,7 @@ def _short_error(exc):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     p = module.params
     bad = [n for n in ("window", "timeout", "traffic_requests", "min_requests", "max_resamples",
                        "error_rate_warning", "error_rate_critical", "latency_warning", "latency_critical")

@@ -233,8 +233,8 @@ duration_ms:
 import contextlib
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import json_safe, validate_non_negative
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_postgres import (
     ConnectError,
     connect,
@@ -613,7 +613,7 @@ class Admin:
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     require_psycopg(module)
     validate(module)
     module.exit_json(**Admin(module).run())

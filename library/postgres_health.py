@@ -299,7 +299,6 @@ duration_ms:
 import contextlib
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import (
     check,
     json_safe,
@@ -308,6 +307,7 @@ from ansible.module_utils.marketplace_common import (
     validate_non_negative,
     worst_status,
 )
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_postgres import (
     ConnectError,
     connect,
@@ -865,7 +865,7 @@ def run(module):
 
 
 def main():
-    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
+    run(MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

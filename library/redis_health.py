@@ -328,7 +328,6 @@ import datetime
 import math
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import (
     check,
     json_safe,
@@ -337,6 +336,7 @@ from ansible.module_utils.marketplace_common import (
     validate_non_negative,
     worst_status,
 )
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_redis import (
     classify_error,
     connect,
@@ -829,7 +829,7 @@ def run(module):
 
 
 def main():
-    run(AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True))
+    run(MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True))
 
 
 if __name__ == "__main__":

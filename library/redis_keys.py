@@ -178,8 +178,8 @@ keyspace:
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_common import validate_non_negative
+from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_redis import (
     connect,
     decode_key,
@@ -399,7 +399,7 @@ def flush(module, client):
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     tokens = validate(module)
     require_redis_lib(module)
     p = module.params

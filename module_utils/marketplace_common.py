@@ -7,7 +7,10 @@ import datetime
 import decimal
 import ipaddress
 import math
+import re
 import uuid
+from collections.abc import Mapping
+from urllib.parse import unquote
 
 STATUS_ORDER = {"ok": 0, "unknown": 1, "warning": 2, "critical": 3}
 
@@ -98,3 +101,84 @@ def validate_choices_list(module, values, allowed, option):
     if unknown:
         module.fail_json(msg="unknown %s: %s (choose from %s)"
                          % (option, ", ".join(map(str, unknown)), ", ".join(sorted(allowed))))
+
+
+# --- Masking before any failure -------------------------------------------------------------------------------
+# AnsibleModule learns the no_log values of its top-level options (and of sub-options declared with `options`)
+# while it validates, but not the secrets in a dict option handled by hand (health_gather's parts), nor the
+# password of a URL or a libpq conninfo string. early_no_log_values() finds them in the raw arguments, before any
+# check can fail, so that every fail_json/exit_json (and its `invocation`) masks them.
+
+# Keys whose values are secrets wherever they appear in a nested dict option (a part's login_password or its alias
+# password, extra_secrets, an Authorization header, an API key...). tests/unit/test_masking.py checks that every
+# no_log option of every module is matched.
+SECRET_KEY = re.compile(r"pass(word|wd)?$|passphrase|secret|token|api[-_]?key|credential|private[-_]?key|"
+                        r"authorization|cookie|session[-_]?id|access[-_]?key", re.I)
+_URL_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://([^/@\s?#]*)@", re.I)
+_CONNINFO_PASSWORD = re.compile(r"(?:^|[\s?&;])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&;]+)", re.I)
+
+
+def url_secrets(text):
+    """The secrets written inside a string: the password of every URL's userinfo (``scheme://user:PASS@host``,
+    as written and percent-decoded; a userinfo without ``:`` is a token and counts whole) and ``password=`` of a
+    libpq conninfo or a URL query."""
+    found = set()
+    if not isinstance(text, str) or not text:
+        return found
+    for match in _URL_USERINFO.finditer(text):
+        userinfo = match.group(1)
+        secret = userinfo.partition(":")[2] if ":" in userinfo else userinfo
+        if ":" not in userinfo and not re.match(r"(?i)(rediss?|https?)://", match.group(0)):
+            secret = ""  # postgresql://user@host: a user name alone is no secret
+        if secret:
+            found.add(secret)
+            found.add(unquote(secret))
+    for match in _CONNINFO_PASSWORD.finditer(text):
+        secret = match.group(1)
+        if secret.startswith("'") and secret.endswith("'") and len(secret) >= 2:
+            secret = re.sub(r"\\(.)", r"\1", secret[1:-1])
+        if secret:
+            found.add(secret)
+            found.add(unquote(secret))
+    return found
+
+
+def _secret_values(value, found):
+    """Every string inside a value that sits under a secret key (numbers and booleans are settings such as
+    token_ttl or password_set, not secrets: masking them would blank every equal number in the result)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _secret_values(item, found)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _secret_values(item, found)
+    elif isinstance(value, str) and value:
+        found.add(value)
+
+
+def early_no_log_values(params, argument_spec=None):
+    """The secrets in raw module arguments, found before any validation: the values of the spec's no_log options
+    (and their aliases), every value under a secret-looking key of a nested dict, and the passwords written in
+    URLs and conninfo strings anywhere. Nothing here can fail on a bad argument."""
+    found = set()
+    names = set()
+    for name, spec in (argument_spec or {}).items():
+        if isinstance(spec, Mapping) and spec.get("no_log"):
+            names.add(name)
+            names.update(spec.get("aliases") or ())
+
+    def walk(value, top):
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if (top and key in names) or (not top and isinstance(key, str) and SECRET_KEY.search(key)):
+                    _secret_values(item, found)
+                walk(item, False)
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for item in value:
+                walk(item, False)
+        elif isinstance(value, str):
+            found.update(url_secrets(value))
+
+    walk(params if isinstance(params, Mapping) else {}, True)
+    found.discard("")
+    return found
