@@ -33,10 +33,18 @@ options:
   keys:
     description:
       - Keys to revoke, each a key id (digits only), a key prefix (exact match on C(key_prefix)) or a prefix
-        glob ending in C(*). C(*) anywhere else, and an entry that is only C(*), are refused.
+        glob ending in C(*). C(*) anywhere else, an entry that is only C(*), and a glob with fewer than
+        O(min_glob_prefix) characters before its C(*) are refused.
+      - A glob selection that matches every key of the table (more than one) is refused too, revoking nothing;
+        say O(all=true) for that.
     type: list
     elements: str
     default: []
+  min_glob_prefix:
+    description:
+      - Fewest characters a prefix glob must have before its C(*) (C(a*) would revoke nearly every key).
+    type: int
+    default: 4
   table:
     description:
       - The API key table in O(login_db), as C(table) or C(schema.table) (quoted with C(psycopg.sql)).
@@ -159,12 +167,13 @@ def build_argument_spec():
         keys=dict(type="list", elements="str", default=[], no_log=False),
         table=dict(type="str", default="api_keys"),
         max_keys=dict(type="int", default=0),
+        min_glob_prefix=dict(type="int", default=4),
         list_limit=dict(type="int", default=100),
     )
     return spec
 
 
-def parse_entries(entries):
+def parse_entries(entries, min_glob_prefix=4):
     """(ids, exact prefixes, glob prefixes, errors) from the keys option."""
     ids, exact, globs, errors = [], [], [], []
     for raw in entries:
@@ -179,6 +188,9 @@ def parse_entries(entries):
             errors.append("'%s' is not a key id or key prefix" % entry)
         elif entry.isdigit():
             ids.append(int(entry))
+        elif entry.endswith("*") and len(entry) - 1 < min_glob_prefix:
+            errors.append("'%s' is too broad: a prefix glob needs at least %d characters before the * (min_glob_prefix)"
+                          % (entry, min_glob_prefix))
         elif entry.endswith("*"):
             globs.append(entry[:-1])
         else:
@@ -203,8 +215,9 @@ def main():
     module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     require_psycopg(module)
     p = module.params
-    validate_non_negative(module, p, ["connect_timeout", "statement_timeout", "max_keys", "list_limit"])
-    ids, exact, globs, errors = parse_entries(p["keys"])
+    validate_non_negative(module, p, ["connect_timeout", "statement_timeout", "max_keys", "list_limit",
+                                      "min_glob_prefix"])
+    ids, exact, globs, errors = parse_entries(p["keys"], p["min_glob_prefix"])
     if p["all"] and p["keys"]:
         errors.insert(0, "all=true cannot be combined with keys")
     if errors:
@@ -242,6 +255,12 @@ def main():
                                         .format(table))[0]["n"]
             rows = fetch_dicts(conn, select, args)
             to_revoke = [r["id"] for r in rows if r["revoked_at"] is None]
+            if not p["all"] and globs:
+                total = fetch_dicts(conn, sql.SQL("SELECT count(*) AS n FROM {}").format(table))[0]["n"]
+                if total > 1 and len(rows) >= total:
+                    module.fail_json(msg="the selection matches every one of the %d keys: nothing was revoked; "
+                                     "say all=true to revoke every key" % total,
+                                     selected=len(rows), duration_ms=elapsed_ms(started))
             if not p["all"] and p["max_keys"] and len(rows) > p["max_keys"]:
                 module.fail_json(msg="the selection matches %d keys, more than max_keys=%d: nothing was revoked"
                                  % (len(rows), p["max_keys"]), selected=len(rows), duration_ms=elapsed_ms(started))
