@@ -65,6 +65,23 @@ def _scrub(obj, secrets):
     return obj
 
 
+# Reports name hosts, findings and the evidence of incidents: the operator's only (issue 10, defect 9).
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _private_dirs(report_dir, base):
+    """Create the report directory and the playbook's directory 0700 (whatever the umask). The playbook's
+    directory is this writer's own and is brought to 0700 when it exists already; an existing report_dir is the
+    operator's choice (it may be a shared directory) and keeps its mode."""
+    for directory in (report_dir, base):
+        if not os.path.isdir(directory):
+            os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
+            os.chmod(directory, DIR_MODE)
+    if os.stat(base).st_uid == os.getuid() and (os.stat(base).st_mode & 0o777) != DIR_MODE:
+        os.chmod(base, DIR_MODE)
+
+
 def _atomic_write(path, text):
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
@@ -73,7 +90,7 @@ def _atomic_write(path, text):
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o640)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -176,7 +193,7 @@ def write_report(p, check_mode=False):
     if check_mode:
         return result
     try:
-        os.makedirs(base, exist_ok=True)
+        _private_dirs(p["report_dir"], base)
         text = json.dumps(report, indent=2, sort_keys=False) + "\n"
         _atomic_write(json_path, text)
         _atomic_write(md_path, render_markdown(report))

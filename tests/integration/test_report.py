@@ -29,9 +29,10 @@ def test_cache_status_report_is_written_by_the_action(stack_env, tmp_path):
     assert Path(res["report_md_path"]) == path.with_suffix(".md")
     assert Path(res["latest_path"]) == base / "demo-latest.json"
     assert sorted(p.name for p in base.iterdir()) == sorted([path.name, path.stem + ".md", "demo-latest.json"])
-    for f in base.iterdir():  # written by this (the controller's) user, 0640, as the module did
+    for f in base.iterdir():  # written by this (the controller's) user, 0600 in a 0700 directory
         st = f.stat()
-        assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o640, f
+        assert st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o600, f
+    assert stat.S_IMODE(base.stat().st_mode) == 0o700
 
     report = json.loads(path.read_text())
     assert (base / "demo-latest.json").read_text() == path.read_text()

@@ -211,3 +211,34 @@ def test_the_action_writes_and_returns_what_the_module_does(tmp_path, frozen_clo
     assert action["unwritable"]["report_path"] == "/proc/nope/x/h-20260102T030405Z.json"
     assert all(action[n]["failed"] for n in ("missing_host", "bad_choice", "unsupported", "check_without_name",
                                              "check_bad_status", "action_not_a_dict", "unwritable"))
+
+
+@pytest.mark.parametrize("side", ["module", "action"])
+def test_reports_are_private(tmp_path, side):
+    """Issue 10, defect 9: report files are 0600 in 0700 directories, whatever the umask: a new report_dir and
+    playbook directory are created 0700, an existing playbook directory (0755 from an older run) is tightened,
+    and an existing report_dir of the operator's keeps its mode."""
+    fresh = tmp_path / "fresh" / "reports"
+    fresh.parent.mkdir()
+    shared = tmp_path / "shared"
+    (shared / "old-run").mkdir(parents=True)
+    shared.chmod(0o755)
+    (shared / "old-run").chmod(0o755)
+    old_umask = os.umask(0o022)
+    try:
+        for report_dir, playbook in ((fresh, "new-run"), (shared, "old-run")):
+            args = {"playbook": playbook, "host": "demo", "report_dir": str(report_dir)}
+            if side == "module":
+                result = run_module("marketplace_report", args)
+            else:
+                result = _run_action(_load(ACTION_FILE, "marketplace_report_action_modes"), args)
+            assert not result.get("failed"), result
+    finally:
+        os.umask(old_umask)
+    for report_dir, playbook in ((fresh, "new-run"), (shared, "old-run")):
+        files = sorted((report_dir / playbook).iterdir())
+        assert len(files) == 3
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+        assert stat.S_IMODE((report_dir / playbook).stat().st_mode) == 0o700
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
