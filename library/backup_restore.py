@@ -19,7 +19,15 @@ description:
     of O(database) to O(target), refuses new connections to O(database) (C(ALLOW_CONNECTIONS false)), terminates
     the sessions of both, then renames O(database) to O(replaced_name) and O(target) to O(database) in one
     transaction. The replaced database stays (connections allowed again, with a C(COMMENT) saying what it
-    is) until it is dropped explicitly. A failure before the commit re-allows connections and changes nothing.
+    is) until it is dropped explicitly.
+  - When a step of the swap fails (including a lost admin session), the module opens a FRESH connection, finds
+    out whether the rename was committed, lets the previous live database accept connections again, reads
+    C(datallowconn) back and fails naming the step (RV(step)) and that real state (RV(swapped),
+    RV(live_allows_connections)).
+  - Names this module creates, renames or drops (O(target), O(replaced_name), the swap's O(database)) must be
+    lower case letters, digits and C(_), at most 63 characters; O(target) and O(replaced_name) must not be
+    C(postgres), C(template0), C(template1), O(login_db) or a name in O(protect). A O(name) that is a path must
+    be in O(backup_dir). Such input is refused before anything is read or changed.
   - O(action=drop) drops O(target) (C(WITH (FORCE))), refusing names in O(protect) and names that do not match
     O(allowed_pattern).
   - O(action=inspect) is read-only - whether O(database) exists, its size, sessions and the row counts of
@@ -113,7 +121,7 @@ options:
     description: For O(action=inspect), a regular expression; the databases whose names match are listed.
     type: str
   protect:
-    description: Databases O(action=drop) refuses to drop.
+    description: Databases O(action=drop) refuses to drop and O(action=restore) and O(action=swap) refuse to create.
     type: list
     elements: str
     default: []
@@ -194,6 +202,23 @@ copied:
   description: Database-level grants and settings copied to the new database by the swap.
   returned: O(action=swap)
   type: dict
+step:
+  description: The step of the swap that failed (copy_grants, disallow_connections, terminate_sessions, rename,
+    allow_connections, comment); null when the swap succeeded.
+  returned: O(action=swap)
+  type: str
+swapped:
+  description: Whether the rename was committed (read on a fresh connection after a failure; null when unknown).
+  returned: O(action=swap)
+  type: bool
+live_allows_connections:
+  description: C(datallowconn) of O(database) after the swap or the failed swap (null when it could not be read).
+  returned: O(action=swap)
+  type: bool
+replaced_allows_connections:
+  description: C(datallowconn) of O(replaced_name) when the rename was committed (null otherwise).
+  returned: O(action=swap)
+  type: bool
 exists:
   description: Whether O(database) exists (O(action=inspect)).
   returned: O(action=inspect)
@@ -251,6 +276,10 @@ from ansible.module_utils.marketplace_postgres import (
 )
 
 LIST_GUCS = {"search_path", "temp_tablespaces", "session_preload_libraries", "local_preload_libraries"}
+# Names of the databases this module creates, renames or drops: lower case, digits and _, at most 63 bytes
+# (PostgreSQL would silently cut a longer name to 63 - possibly to the name of another database).
+DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SYSTEM_DBS = ("postgres", "template0", "template1")
 
 
 def build_argument_spec():
@@ -285,6 +314,10 @@ def build_argument_spec():
     return spec
 
 
+def _allows(value):
+    return {True: "accepts", False: "REFUSES"}.get(value, "may refuse (unknown)")
+
+
 def _check(name, status, value, threshold, message):
     return dict(name=name, component="postgres", status=status, value=value, threshold=threshold, message=message)
 
@@ -313,6 +346,17 @@ class Restorer:
                 self._admin.execute(sql.SQL("SET statement_timeout = {}").format(
                     sql.Literal(int(self.p["statement_timeout"]))))
         return self._admin
+
+    def check_name(self, option, value, protected=False):
+        """Refuse (before anything is read or changed) a database name this module must not create, rename or
+        drop: not lower case / digits / _, longer than 63 bytes, or (``protected``) a system database, the admin
+        connection's database or a name in O(protect)."""
+        if not DB_NAME_RE.match(value or ""):
+            self.fail("%s=%r is not a database name this module works on (lower case letters, digits and _, "
+                      "starting with a letter or _, at most 63 characters); nothing was changed" % (option, value))
+        if protected and value in {*SYSTEM_DBS, self.p["login_db"], *self.p["protect"]}:
+            self.fail("%s=%s is a protected database (system database, the admin connection's database or "
+                      "in protect); nothing was changed" % (option, value))
 
     def connect_db(self, dbname):
         return connect(dict(self.p, login_db=dbname), "ansible-marketplace-restore")
@@ -364,10 +408,11 @@ class Restorer:
         for opt in ("backup_dir", "name", "target"):
             if not p[opt]:
                 self.fail("action=restore needs %s" % opt)
+        self.check_name("target", p["target"], protected=True)
         try:
-            name = normalize_name(p["name"])
+            name = normalize_name(p["name"], p["backup_dir"])
         except ValueError as exc:
-            self.fail(str(exc))
+            self.fail("nothing was restored: %s" % exc)
         files = paths(p["backup_dir"], name)
         try:
             manifest = read_manifest(files["manifest"])
@@ -511,12 +556,20 @@ class Restorer:
             if not p[opt]:
                 self.fail("action=swap needs %s" % opt)
         live, new, replaced = p["database"], p["target"], p["replaced_name"]
+        self.check_name("database", live)
+        self.check_name("target", new, protected=True)
+        self.check_name("replaced_name", replaced, protected=True)
         if len({live, new, replaced}) != 3:
             self.fail("database, target and replaced_name must be three different names")
+        if p["login_db"] in (live, new, replaced):
+            self.fail("cannot swap: the admin connection's database (login_db=%s) must not be one of the swapped "
+                      "databases" % p["login_db"])
         for name, must in ((live, True), (new, True), (replaced, False)):
             if self.db_exists(name) != must:
                 self.fail("cannot swap: database %s %s" % (name, "does not exist" if must else "already exists"))
         conn = self.admin()
+        oids = dict(conn.execute("SELECT datname, oid FROM pg_database WHERE datname IN (%s, %s)",
+                                 (live, new)).fetchall())
         copied = self._copy_plan(live)
         sessions = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname IN (%s, %s)",
                                 (live, new)).fetchone()[0]
@@ -526,18 +579,24 @@ class Restorer:
             self.module.exit_json(changed=True, msg="would " + plan, target=new, replaced_name=replaced,
                                   terminated=0, copied=copied, timings=self.timings, checks=[])
         t0 = time.monotonic()
-        self._apply_copy(new, copied)
         ident = sql.Identifier
         terminated = 0
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident(live)))
+        disallowed = False
         try:
+            self._at("copy_grants")
+            self._apply_copy(new, copied)
+            self._at("disallow_connections")
+            disallowed = True  # from here on (even if the statement's answer is lost) live may refuse connections
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(ident(live)))
             deadline = time.monotonic() + p["terminate_timeout"]
             while True:
+                self._at("terminate_sessions")
                 rows = conn.execute(
                     "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                     "WHERE datname IN (%s, %s) AND pid <> pg_backend_pid()", (live, new)).fetchall()
                 terminated += sum(1 for r in rows if r[0])
                 try:
+                    self._at("rename")
                     with conn.transaction():
                         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(live), ident(replaced)))
                         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(ident(new), ident(live)))
@@ -546,22 +605,99 @@ class Restorer:
                     if getattr(exc, "sqlstate", None) != "55006" or time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
+            self._at("allow_connections")
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(replaced)))
+            if p["comment"]:
+                self._at("comment")
+                conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident(replaced), sql.Literal(p["comment"])))
         except Exception as exc:
-            try:
-                conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(live)))
-            except Exception:  # noqa: S110 - reported below
-                pass
-            self.fail("swap failed, nothing was renamed (%s accepts connections again): %s"
-                      % (live, error_message(exc, self.pw)))
-        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(replaced)))
-        if p["comment"]:
-            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident(replaced), sql.Literal(p["comment"])))
+            self._swap_failed(exc, oids, disallowed, terminated, copied)
         self.phase("swap_s", t0)
         self.timings["total_s"] = round(time.monotonic() - self.started, 3)
         checks = [_check("database_swap", "ok", terminated, None,
                          "%s is now the restored database; the previous one is kept as %s" % (live, replaced))]
         self.module.exit_json(changed=True, msg=plan, target=new, replaced_name=replaced, terminated=terminated,
-                              copied=copied, timings=self.timings, checks=checks)
+                              copied=copied, timings=self.timings, checks=checks, step=None, swapped=True,
+                              live_allows_connections=True, replaced_allows_connections=True)
+
+    def _at(self, step):
+        """Marks the step of the swap being done (named by a failure; tests kill the admin session here)."""
+        self.swap_step = step
+
+    def _swap_failed(self, exc, oids, disallowed, terminated, copied):
+        """A step of the swap failed (the admin session may be gone): on a FRESH connection find out whether the
+        rename was committed, let both databases accept connections again, read ``datallowconn`` back, and fail
+        with the real state."""
+        p = self.p
+        live, new, replaced = p["database"], p["target"], p["replaced_name"]
+        step = getattr(self, "swap_step", None)
+        error = error_message(exc, self.pw)
+        try:
+            if self._admin is not None:
+                self._admin.close()
+        except Exception:  # noqa: S110 - the session is being replaced anyway
+            pass
+        self._admin = None
+        state = self._recover_connections(oids, disallowed)
+        swapped = state["swapped"]
+        if state["error"]:
+            text = ("COULD NOT check or repair the databases on a fresh connection (%s): %s may still refuse "
+                    "connections - run ALTER DATABASE %s WITH ALLOW_CONNECTIONS true as soon as the server answers"
+                    % (state["error"], live if not swapped else replaced, live if not swapped else replaced))
+        elif swapped:
+            text = ("the rename was committed: %s is the restored database (%s connections) and the previous one is "
+                    "kept as %s (%s connections; datallowconn checked on a fresh connection)"
+                    % (live, _allows(state["live_allows_connections"]), replaced,
+                       _allows(state["replaced_allows_connections"])))
+        else:
+            text = ("nothing was renamed: %s is still the previous database and %s connections (datallowconn "
+                    "checked on a fresh connection); the restored database is still %s"
+                    % (live, _allows(state["live_allows_connections"]), new))
+        status = "ok" if state["live_allows_connections"] else "critical"
+        checks = [
+            _check("database_swap", "critical", step, None, "swap failed at step %s: %s" % (step, error)),
+            _check("database_connections", status, state["live_allows_connections"], True,
+                   "%s %s connections after the failed swap" % (live, _allows(state["live_allows_connections"]))),
+        ]
+        self.fail("swap failed at step %s (%s); %s" % (step, error, text), step=step, swapped=swapped,
+                  live_allows_connections=state["live_allows_connections"],
+                  replaced_allows_connections=state["replaced_allows_connections"], target=new,
+                  replaced_name=replaced, terminated=terminated, copied=copied, checks=checks)
+
+    def _recover_connections(self, oids, disallowed, attempts=5):
+        p = self.p
+        live, new, replaced = p["database"], p["target"], p["replaced_name"]
+        state = {"swapped": None, "live_allows_connections": None, "replaced_allows_connections": None,
+                 "error": None}
+        ident = sql.Identifier
+        for attempt in range(attempts):
+            try:
+                with connect(self.p, "ansible-marketplace-restore-recover") as conn:
+                    if self.p["statement_timeout"]:
+                        conn.execute(sql.SQL("SET statement_timeout = {}").format(
+                            sql.Literal(int(self.p["statement_timeout"]))))
+                    names = dict(conn.execute("SELECT oid, datname FROM pg_database WHERE oid IN (%s, %s)",
+                                              (oids.get(live), oids.get(new))).fetchall())
+                    swapped = names.get(oids.get(live)) == replaced and names.get(oids.get(new)) == live
+                    # the database that was live before the swap, under whatever name it has now
+                    previous = replaced if swapped else live
+                    if disallowed or swapped:
+                        conn.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(ident(previous)))
+                    if swapped and p["comment"]:
+                        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(
+                            ident(replaced), sql.Literal(p["comment"])))
+                    allow = dict(conn.execute("SELECT datname, datallowconn FROM pg_database WHERE datname IN (%s, %s)",
+                                              (live, replaced)).fetchall())
+                state.update(swapped=swapped, live_allows_connections=allow.get(live),
+                             replaced_allows_connections=allow.get(replaced) if swapped else None, error=None)
+                return state
+            except ConnectError as exc:
+                state["error"] = exc.reason
+            except Exception as exc:
+                state["error"] = error_message(exc, self.pw)
+            if attempt + 1 < attempts:
+                time.sleep(1)
+        return state
 
     def _copy_plan(self, live):
         conn = self.admin()
@@ -602,8 +738,9 @@ class Restorer:
         target = p["target"]
         if not target:
             self.fail("action=drop needs target")
-        if target in set(p["protect"]) | {p["login_db"], "postgres", "template0", "template1"}:
+        if target in set(p["protect"]) | {p["login_db"], *SYSTEM_DBS}:
             self.fail("refusing to drop %s: it is protected" % target)
+        self.check_name("target", target, protected=True)
         if p["allowed_pattern"] and not re.fullmatch(p["allowed_pattern"], target):
             self.fail("refusing to drop %s: the name does not match %s" % (target, p["allowed_pattern"]))
         if not self.db_exists(target):
@@ -628,7 +765,7 @@ class Restorer:
         tables = p["tables"]
         if tables is None and p["name"] and p["backup_dir"]:
             try:
-                manifest = read_manifest(paths(p["backup_dir"], normalize_name(p["name"]))["manifest"])
+                manifest = read_manifest(paths(p["backup_dir"], normalize_name(p["name"], p["backup_dir"]))["manifest"])
                 tables = list((manifest.get("row_counts") or {}).keys())
             except (OSError, ValueError):
                 tables = None

@@ -220,3 +220,70 @@ def test_db_restore_side_by_side_leaves_the_live_database_alone(guarded):
         assert bk.row_counts(target) == manifest["row_counts"]
     finally:
         bk.drop_database(target)
+
+
+@pytest.mark.destructive
+def test_a_swap_whose_admin_session_is_killed_reopens_the_live_database(guarded, stack_env):
+    """emergency-restore's swap loses its admin session for real: the rename waits on a lock of the live database
+    that the test holds (COMMENT in an open transaction, on the postgres database), and the test terminates the
+    waiting session - after ALTER DATABASE ... ALLOW_CONNECTIONS false was committed. The live database must
+    accept connections again (datallowconn, a real connect as the app user), keep its data, and the run must fail
+    naming the step, with no traceback; the app comes back and the restored copy is dropped."""
+    import threading
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    (path, _name, _manifest), _safety = guarded
+    before = bk.row_counts()
+    kept = bk.databases(KEPT)
+    blocker = bk.admin_conn()
+    blocker.autocommit = False
+    blocker.execute(sql.SQL("COMMENT ON DATABASE {} IS 'held by the swap-kill test'").format(sql.Identifier(bk.APP_DB)))
+    box: dict = {}
+
+    def kill_the_waiting_rename():
+        try:
+            with bk.admin_conn() as admin:
+                deadline = time.monotonic() + 300
+                while time.monotonic() < deadline:
+                    row = admin.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'ansible-marketplace-restore' "
+                        "AND wait_event_type = 'Lock' AND query LIKE 'ALTER DATABASE%%RENAME%%'").fetchone()
+                    if row:
+                        box["killed"] = admin.execute("SELECT pg_terminate_backend(%s, 5000)", row).fetchone()[0]
+                        return
+                    time.sleep(0.2)
+        finally:
+            blocker.rollback()
+
+    thread = threading.Thread(target=kill_the_waiting_rename, daemon=True)
+    thread.start()
+    try:
+        result = run("emergency-restore", extravars=_vars(path, confirm=True))
+    finally:
+        thread.join(60)
+        blocker.close()
+    assert box.get("killed") is True, result.stdout[-3000:]
+    assert result.rc != 0
+    assert_no_traceback(result)
+    summary = result.report["summary"]
+    assert "swap failed at step rename" in summary and "nothing was renamed" in summary, summary
+    assert "accepts connections" in summary
+    assert check_by_name(result.report, "database_swap")["status"] == "critical"
+    assert check_by_name(result.report, "database_connections")["status"] == "ok"
+    assert result.report["replaced_database"] is None
+    # the real state: the live database accepts connections (as the app user too) and holds its data
+    with bk.admin_conn() as admin:
+        assert admin.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
+                             (bk.APP_DB,)).fetchone()[0] is True
+    app = make_conninfo(host=stack_env["BIND_ADDRESS"], port=stack_env["POSTGRES_PORT"], dbname=bk.APP_DB,
+                        user=stack_env["APP_DB_USER"], password=stack_env["APP_DB_PASSWORD"], connect_timeout=5)
+    with psycopg.connect(app) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+    assert bk.row_counts() == before
+    # the restored copy was dropped, the app is back
+    assert bk.databases(KEPT) == kept
+    assert not bk.maintenance_file().exists()
+    assert _api_health() == 200
