@@ -283,7 +283,7 @@ def do_verify(module, entries):
     selected, problem, ok = None, None, False
     if p["name"]:
         try:
-            wanted = normalize_name(p["name"])
+            wanted = normalize_name(p["name"], p["backup_dir"])
         except ValueError as exc:
             return None, [], [_check("backup_exists", "critical", None, None, str(exc))], False, str(exc)
         candidates = [e for e in entries if e["name"] == wanted]

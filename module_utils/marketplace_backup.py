@@ -58,12 +58,21 @@ def parse_name(name):
     return m.group("db"), stamp, int(m.group("seq") or 0)
 
 
-def normalize_name(value):
+def normalize_name(value, directory=None):
     """A backup name from what an operator typed: a name, a file name or a path of a backup file.
 
-    Raises ValueError for anything that is not a backup name (paths outside the directory, temp names).
+    Raises ValueError for anything that is not a backup name (temp names, ``..``) and, when ``directory`` is
+    given, for a path whose directory is not ``directory`` (a backup is only ever taken from the backup
+    directory, never from where a path points).
     """
     text = (value or "").strip()
+    if ".." in text.split("/") or "\0" in text:
+        raise ValueError("%r is not a backup name: '..' is not allowed in a backup name or path" % text)
+    if "/" in text:
+        where = os.path.dirname(text)
+        if directory is None or os.path.realpath(where) != os.path.realpath(directory):
+            raise ValueError("%r is a path outside the backup directory%s: give the backup's name "
+                             "(<database>-<YYYYmmddTHHMMSSZ>)" % (text, " %s" % directory if directory else ""))
     base = os.path.basename(text)
     for suffix in (MANIFEST_SUFFIX, SUM_SUFFIX, DUMP_SUFFIX):
         if base.endswith(suffix):
@@ -129,15 +138,19 @@ def fsync_dir(directory):
         os.close(fd)
 
 
-def write_temp(directory, name, suffix, data, mode=0o640):
-    """Write ``data`` (str) to a fsynced temp file in ``directory``; return its path (rename it to commit)."""
+def write_temp(directory, name, suffix, data, mode=0o600):
+    """Write ``data`` (str) to a fsynced temp file in ``directory``; return its path (rename it to commit).
+
+    The file is created 0600 (mkstemp); it is changed to ``mode`` only when another mode is asked for.
+    """
     fd, tmp = tempfile.mkstemp(prefix="%s%s%s." % (TEMP_PREFIX, name, suffix), dir=directory)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
+        if mode != 0o600:
+            os.chmod(tmp, mode)
     except BaseException:
         _unlink_quiet(tmp)
         raise

@@ -38,10 +38,21 @@ def test_names_parse_and_normalize():
     assert mb.parse_name(".partial-db-20250101T020000Z") is None
     for given in ("db-20250101T020000Z", "db-20250101T020000Z.dump", "/var/backups/x/db-20250101T020000Z.manifest.json",
                   "db-20250101T020000Z.dump.sha256"):
-        assert mb.normalize_name(given) == "db-20250101T020000Z"
+        assert mb.normalize_name(given, "/var/backups/x") == "db-20250101T020000Z"
     for bad in ("", "../../etc/passwd", ".partial-db-20250101T020000Z.dump.abc", "db.dump", "db-2025.dump"):
         with pytest.raises(ValueError):
             mb.normalize_name(bad)
+
+
+def test_a_backup_path_outside_the_backup_directory_is_refused():
+    # a path names a backup only inside the backup directory: elsewhere (or with ..) it is refused, not
+    # silently mapped to the backup directory's file of the same name
+    for bad in ("/etc/passwd", "/tmp/elsewhere/db-20250101T020000Z.dump", "../x/db-20250101T020000Z",
+                "/var/backups/x/../x/db-20250101T020000Z.dump", "sub/db-20250101T020000Z.dump"):
+        with pytest.raises(ValueError, match="outside the backup directory|'..' is not allowed|not a backup name"):
+            mb.normalize_name(bad, "/var/backups/x")
+    with pytest.raises(ValueError, match="outside the backup directory"):
+        mb.normalize_name("/var/backups/x/db-20250101T020000Z.dump")  # no directory to compare with
 
 
 def test_new_name_never_reuses_a_taken_second(tmp_path):
