@@ -411,8 +411,8 @@ def changes_state(playbook):
 def validate_inputs(playbook, values):
     """Check the public extra vars given to a playbook. Returns (normalised, errors).
 
-    values: name -> value, only the names that were given. Unknown playbooks are an error; names the
-    playbook does not take are not checked here (roles document their own options).
+    values: name -> value, only the names that were given; None and "" count as not given. Unknown playbooks are
+    an error; names the playbook does not take are not checked here (roles document their own options).
     """
     if playbook not in PLAYBOOK_INPUTS:
         return {}, ["unknown playbook %r (known: %s)" % (playbook, ", ".join(sorted(PLAYBOOK_INPUTS)))]
@@ -421,9 +421,8 @@ def validate_inputs(playbook, values):
         if name not in values:
             continue
         value = values[name]
-        if value is None:
-            errors.append("%s is empty" % name)
-            continue
+        if value is None or (isinstance(value, str) and value == ""):
+            continue  # empty = not given (role defaults of these names are empty strings)
         try:
             normalised[name] = INPUTS[key]["check"](value)
         except InputError as exc:
