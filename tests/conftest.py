@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -129,6 +130,68 @@ def container_host(stack_env):
     return lambda service, index=1: testinfra.get_host(f"docker://{project}-{service}-{index}")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "late: runs after the other tests, before those marked last (the secret sweep)")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked `last` (they may stop the Docker daemon the suite runs on) run after all others."""
-    items.sort(key=lambda item: 1 if item.get_closest_marker("last") else 0)
+    """Tests marked `late` (the secret sweep) run after the others; tests marked `last` (they may stop the Docker
+    daemon the suite runs on) run after all of them."""
+    items.sort(key=lambda item: 2 if item.get_closest_marker("last") else 1 if item.get_closest_marker("late") else 0)
+
+
+# --- Session-end secret sweep ----------------------------------------------------------------------------------
+# Every file that this session's runs left under artifacts/ and reports/ is searched for the stack's secret values
+# (the env file's PASSWORD/SECRET/TOKEN/_KEY entries). A value found fails the session (exit status 1) and is
+# named by its key and file, never shown. EM_SKIP_SECRET_SWEEP=1 turns it off.
+SWEPT_DIRS = ("artifacts", "reports")
+SECRET_ENV_KEY = ("PASSWORD", "SECRET", "TOKEN")
+
+
+def _stack_secrets() -> dict[str, str]:
+    try:
+        env = stackenv.read_env(stackenv.ENV_FILE)
+    except OSError:
+        return {}
+    return {k: v for k, v in env.items()
+            if (any(word in k for word in SECRET_ENV_KEY) or k.endswith("_KEY")) and len(v) >= 6}
+
+
+def session_secret_findings(since: float, root: Path = ROOT, secrets: dict[str, str] | None = None) -> list[str]:
+    """'KEY in FILE (n times)' for each stack secret value in a file under artifacts/ or reports/ changed since."""
+    secrets = _stack_secrets() if secrets is None else secrets
+    needles = {k: v.encode() for k, v in secrets.items()}
+    found = []
+    for name in SWEPT_DIRS:
+        base = root / name
+        if not base.is_dir():
+            continue
+        for path in base.rglob("*"):
+            try:
+                if not path.is_file() or path.stat().st_mtime < since:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            for key, needle in needles.items():
+                count = data.count(needle)
+                if count:
+                    found.append("%s in %s (%d times)" % (key, path.relative_to(root), count))
+    return sorted(found)
+
+
+def pytest_sessionstart(session):
+    session.config._em_session_started = time.time() - 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("EM_SKIP_SECRET_SWEEP") == "1":
+        return
+    since = getattr(session.config, "_em_session_started", None)
+    if since is None:
+        return
+    findings = session_secret_findings(since)
+    if findings:
+        sys.stderr.write("\nSECRET SWEEP FAILED: stack secret values in this session's artifacts/reports "
+                         "(values not shown):\n  " + "\n  ".join(findings[:200]) + "\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
