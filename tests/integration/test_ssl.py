@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.helpers import faults, stackenv
+from tests.helpers import certs, faults, stackenv
 from tests.helpers.playbooks import assert_no_traceback, check_by_name, run
 
 SSL_DIR = stackenv.STATE_DIR / "nginx" / "ssl"
@@ -107,3 +107,52 @@ def test_served_certificate_differs_from_the_files(tls_port):
     files = check_by_name(result.report, "ssl_files")
     assert files["status"] == "warning" and files["value"]["matches_served"] is False
     assert "not the one nginx serves" in files["message"]
+
+
+def file_hashes() -> dict[str, str]:
+    return {name: hashlib.sha256((SSL_DIR / name).read_bytes()).hexdigest() for name in ("server.crt", "server.key")}
+
+
+BAD_CERTS = {
+    "expired": lambda key, other: (certs.make_cert(key, days_from=-30, days_to=-1), key, "expired on"),
+    "mismatched_key": lambda key, other: (certs.make_cert(key), other, "private key does not match"),
+    "no_domain": lambda key, other: (certs.make_cert(key, names=("localhost", "other.example"),
+                                                     common_name="marketplace.local"), key,
+                                     "does not name marketplace.local"),
+}
+
+
+@pytest.mark.destructive
+@pytest.mark.parametrize("case", sorted(BAD_CERTS))
+def test_renew_refuses_a_bad_certificate_before_installing_it(tls_port, tmp_path, case):
+    """An expired certificate, a key that is not the certificate's, a certificate without marketplace_domain in its
+    SANs: refused with the reason, before anything is backed up or installed; files and served certificate
+    unchanged."""
+    cert, key, reason = BAD_CERTS[case](certs.new_key(), certs.new_key())
+    cert_path, key_path = certs.write_pair(tmp_path, cert, key)
+    before_files, before_served = file_hashes(), served_fingerprint(tls_port)
+    result = run("ssl-renew", extravars={"confirm": True, "ssl_use_certbot": False,
+                                         "ssl_renew_cert_path": str(cert_path), "ssl_renew_key_path": str(key_path)})
+    assert result.rc != 0, result.stdout[-3000:]
+    assert f"refusing certificate {cert_path} for marketplace.local" in result.stdout and reason in result.stdout
+    assert file_hashes() == before_files and served_fingerprint(tls_port) == before_served
+    assert list(SSL_DIR.glob("*.bak")) == [] and not (SSL_DIR / ".staging").exists()
+    assert_no_traceback(result)
+
+
+@pytest.mark.destructive
+def test_failed_install_is_rolled_back_and_the_rescue_says_what_it_verified(tls_port, tmp_path):
+    """A certificate that passes the checks but that nginx refuses (a 1024-bit RSA key, under OpenSSL's security
+    level): installed, nginx -t fails, the rescue puts the previous files back, and reports what it verified on
+    disk and over TLS."""
+    key = certs.new_key(1024)
+    cert_path, key_path = certs.write_pair(tmp_path, certs.make_cert(key), key)
+    before_files, before_served = file_hashes(), served_fingerprint(tls_port)
+    result = run("ssl-renew", extravars={"confirm": True, "ssl_use_certbot": False,
+                                         "ssl_renew_cert_path": str(cert_path), "ssl_renew_key_path": str(key_path)})
+    assert result.rc != 0, result.stdout[-3000:]
+    assert "failed at 'Test the nginx configuration with the new files'" in result.stdout, result.stdout[-3000:]
+    assert ("the certificate and key files are the previous ones (checksums verified); "
+            "nginx serves the previous certificate") in result.stdout
+    assert file_hashes() == before_files and served_fingerprint(tls_port) == before_served
+    assert_no_traceback(result)
