@@ -168,3 +168,20 @@ def test_no_tls_private_key_in_the_repository():
     assert keys == []
     ignored = subprocess.run(["git", "check-ignore", "-q", "stack/runtime/nginx/ssl/server.key"], cwd=ROOT)
     assert ignored.returncode == 0, "stack/runtime/ is not in .gitignore"
+
+
+def test_a_fresh_checkout_gets_its_certificate_from_gen_cert(tmp_path):
+    """With no key in the repository, nginx's certificate comes from stack.sh (gen-cert.sh into the state dir,
+    mounted into nginx): an empty directory gets a key (not world-readable) and a certificate for the domain."""
+    from tests.helpers.modules import load_module
+
+    out = tmp_path / "state" / "nginx" / "ssl"
+    subprocess.run(["bash", str(STACK / "bin" / "gen-cert.sh"), "--out", str(out), "--days", "30",
+                    "--domain", "marketplace.local"], check=True, capture_output=True, timeout=60)
+    assert (out / "server.key").stat().st_mode & 0o007 == 0
+    res = load_module("certificate_check").judge((out / "server.crt").read_bytes(), (out / "server.key").read_bytes(),
+                                                 "marketplace.local")
+    assert res["valid"], res["problems"]
+    nginx = render_compose(tmp_path)["services"]["nginx"]
+    ssl_mount = [v for v in nginx["volumes"] if v["target"] == "/etc/nginx/ssl"]
+    assert ssl_mount and ssl_mount[0]["source"].endswith("/nginx/ssl") and "stack/runtime" not in ssl_mount[0]["source"]
