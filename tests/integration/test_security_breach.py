@@ -106,6 +106,17 @@ def own_global_ipv4() -> str | None:
     return None
 
 
+def assert_private(directory: Path, archive: Path | None = None) -> None:
+    """Evidence is for the operator only: every directory of the bundle (and the evidence directory) 0700,
+    every file 0600, the archive and its .sha256 as well."""
+    modes = {str(p): oct(p.stat().st_mode & 0o777) for p in [directory.parent, directory, *directory.rglob("*")]}
+    if archive is not None:
+        modes.update({str(p): oct(p.stat().st_mode & 0o777) for p in (archive, Path(str(archive) + ".sha256"))})
+    wrong = {path: mode for path, mode in modes.items()
+             if mode != ("0o700" if Path(path).is_dir() else "0o600")}
+    assert not wrong, f"not private (want 0700 directories, 0600 files): {wrong}"
+
+
 def assert_no_secrets(text: str, secrets: dict[str, str], where: str) -> None:
     for name, value in secrets.items():
         assert value and value not in text, f"{name} leaked into {where}"
@@ -280,6 +291,11 @@ def test_breach_is_contained(breach, pg_dsn):
     incident = (directory / "incident.md").read_text()
     assert TEST_IP in incident and "revoked now: 1" in incident and "JWT_SECRET" in incident
     assert "| rotate_jwt |" in incident
+    # issue 10, defect 3: without AWX the operator is the controller's account, and said to be
+    assert re.search(r"^- run by: controller user \S+ \(the account that ran ansible-playbook on the controller, "
+                     r"not an account of demo\)$", incident, re.M), incident[:800]
+    # issue 10, defect 9: the bundle is private: 0700 directories, 0600 files, archive and checksum included
+    assert_private(directory, archive)
     everything = {**before, **{"NEW_JWT_SECRET": after["JWT_SECRET"], "DEMO_PASSWORD": DEMO_PASSWORD}}
     for path in directory.rglob("*"):
         if path.is_file():
@@ -296,3 +312,229 @@ def test_breach_is_contained(breach, pg_dsn):
     assert block["changed"] is False and "already blocked" in block["detail"]
     assert again.changed() == 0
     assert nft_blocked().count(TEST_IP) == 1
+
+
+# ---------- issue 10 ----------
+
+CANARY_PGPASSWORD = "pgpass-HSEC-canary-7f3e91"
+SSH_CONNECTION = "198.51.100.9 50022 192.0.2.2 22"   # where Ansible's connection to the target comes from
+
+
+def test_dry_run_reads_ssh_connection_on_the_target_without_the_environment(breach):
+    """Defect 2: no `setup` with env facts (PGPASSWORD of the operator in facts, events, the fact cache).
+
+    The target's SSH_CONNECTION is still read (printenv on the target): its source address stays protected.
+    """
+    # (the driver passes only an allowlist of the operator's environment on: envvars reach the run for sure)
+    result = run("emergency-security-breach", extravars={"block_ips": [TEST_IP]},
+                 envvars={"PGPASSWORD": CANARY_PGPASSWORD, "SSH_CONNECTION": SSH_CONNECTION})
+    assert result.rc == 0, result.stdout[-3000:]
+    inputs = check_by_name(result.report, "breach_inputs")
+    assert inputs["status"] == "ok" and "198.51.100.9" in inputs["message"], inputs
+    events = "\n".join(json.dumps(ev) for ev in result.events)
+    assert CANARY_PGPASSWORD not in events and CANARY_PGPASSWORD not in result.stdout
+    assert '"ansible_env"' not in events and '"env": {' not in events
+    assert CANARY_PGPASSWORD not in json.dumps(result.report)
+    assert CANARY_PGPASSWORD not in raw_artifacts(result), "the operator's PGPASSWORD is in the run's artifacts"
+    assert TEST_IP not in nft_blocked()
+    assert_no_traceback(result)
+
+
+@pytest.mark.destructive
+def test_bad_role_inputs_are_refused_and_nothing_changes(breach, pg_dsn):
+    """The bad-input matrix at the role level (security_block_ips / security_revoke_api_keys are the role's own
+    variables, so the central check of block_ips/revoke_api_keys does not hide the role's own refusals)."""
+    before = secrets_now()
+    evidence_dir = Path(stackenv.ROOT) / "reports" / "emergency-security-breach" / "evidence"
+    bundles_before = set(evidence_dir.glob("*")) if evidence_dir.exists() else set()
+    bad_ips = {
+        "::ffff:127.0.0.1": "is a loopback address",
+        "fe80::1%eth0": "carries a zone id (%eth0)",
+        "2001:db8::/16": "is broader than /32",
+        "127.0.0.0/8": "is a loopback address",
+        "198.51.100.0/24": "contains 198.51.100.9 (the address the Ansible connection to demo comes from)",
+        "evil.example.com": "is not a valid IPv4/IPv6 address or CIDR network (hostnames are not accepted)",
+        "": "is empty",
+    }
+    bad_keys = {"a*": "'a*' is too broad", "**": "'**' would select every key"}
+    result = run("emergency-security-breach", extravars={
+        "confirm": True, "security_block_ips": [TEST_IP, *bad_ips], "security_revoke_api_keys": [KEY, *bad_keys]},
+        envvars={"SSH_CONNECTION": SSH_CONNECTION})
+    assert result.rc != 0, result.stdout[-3000:]
+    rep = result.report
+    assert rep["status"] == "critical"
+    refused = {r["entry"]: r["reason"] for r in check_by_name(rep, "breach_inputs")["value"]["refused_ips"]}
+    assert set(refused) == set(bad_ips), refused
+    for entry, reason in bad_ips.items():
+        assert reason in refused[entry], (entry, refused[entry])
+        assert f"'{entry}' {reason}" in rep["summary"]
+    for message in bad_keys.values():
+        assert message in rep["summary"]
+    assert "Nothing was changed" in rep["summary"]
+    assert [t["step"] for t in rep["timeline"]] == ["validate"]
+    assert not any(a["changed"] for a in rep["actions"])
+    # nothing changed, checked on the real state
+    assert not table_exists() or TEST_IP not in nft_blocked()
+    assert not key_revoked(pg_dsn, KEY)
+    assert secrets_now()["JWT_SECRET"] == before["JWT_SECRET"]
+    assert (set(evidence_dir.glob("*")) if evidence_dir.exists() else set()) == bundles_before
+    assert_no_traceback(result)
+
+
+# A second namespace behind this host stands for a container: traffic from TEST_IP to it is FORWARDED, as traffic
+# to a Docker-published port is after DNAT (the source address is kept). 198.18.0.0/15 is the benchmark range.
+NETNS_ATTACKER, NETNS_CONTAINER = "hsec-attacker", "hsec-container"
+HOST_SIDE, CONTAINER_IP = "198.51.100.1", "198.18.7.10"
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+def _connects(address: str, port: int) -> bool:
+    """Whether TEST_IP (the attacker namespace) completes a TCP connection to address:port within 2 s."""
+    code = f"import socket; socket.create_connection(({address!r}, {port}), timeout=2).close()"
+    return subprocess.run(["ip", "netns", "exec", NETNS_ATTACKER, "python3", "-c", code],
+                          capture_output=True).returncode == 0
+
+
+@pytest.fixture()
+def attacker_net():
+    """TEST_IP in its own namespace routed through this host, a listener on the host (input hook) and one in a
+    'container' namespace behind the host (forward hook). Everything is removed afterwards."""
+    if subprocess.run(["ip", "netns", "add", NETNS_ATTACKER], capture_output=True).returncode != 0:
+        pytest.skip("cannot create network namespaces here")
+    servers = []
+    try:
+        _ip("netns", "add", NETNS_CONTAINER)
+        for ns, dev, host_ip, ns_ip in ((NETNS_ATTACKER, "hsec-a", HOST_SIDE, TEST_IP),
+                                        (NETNS_CONTAINER, "hsec-c", "198.18.7.1", CONTAINER_IP)):
+            _ip("link", "add", f"{dev}0", "type", "veth", "peer", "name", f"{dev}1", "netns", ns)
+            _ip("addr", "add", f"{host_ip}/24", "dev", f"{dev}0")
+            _ip("link", "set", f"{dev}0", "up")
+            _ip("-n", ns, "addr", "add", f"{ns_ip}/24", "dev", f"{dev}1")
+            _ip("-n", ns, "link", "set", f"{dev}1", "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "route", "add", "default", "via", host_ip)
+        if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "1":
+            pytest.skip("IPv4 forwarding is off on this machine (Docker's published ports need it)")
+        listen = ("import socket,sys; s=socket.socket(); s.bind((sys.argv[1], 0)); s.listen(16)\n"
+                  "print(s.getsockname()[1], flush=True)\nwhile True: s.accept()[0].close()")
+        ports = {}
+        for name, prefix in (("host", []), ("container", ["ip", "netns", "exec", NETNS_CONTAINER])):
+            address = HOST_SIDE if name == "host" else CONTAINER_IP
+            proc = subprocess.Popen([*prefix, "python3", "-c", listen, address], stdout=subprocess.PIPE, text=True)
+            servers.append(proc)
+            ports[name] = (address, int(proc.stdout.readline()))
+        yield ports
+    finally:
+        for proc in servers:
+            proc.kill()
+            proc.wait()
+        for dev in ("hsec-a0", "hsec-c0"):
+            subprocess.run(["ip", "link", "del", dev], capture_output=True)
+        for ns in (NETNS_ATTACKER, NETNS_CONTAINER):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.mark.destructive
+def test_nftables_block_drops_input_and_forwarded_traffic(breach, attacker_net):
+    """Defect 7: the block must stop traffic forwarded to containers (Docker-published ports), not only traffic
+    to the host; the report says which table, chains/hooks and addresses do it."""
+    host, container = attacker_net["host"], attacker_net["container"]
+    assert _connects(*host) and _connects(*container), "the test network does not pass traffic before the block"
+    result = run("emergency-security-breach", tags="security_block_ips",
+                 extravars={"confirm": True, "block_ips": [TEST_IP]})
+    assert result.rc == 0, result.stdout[-3000:]
+    check = check_by_name(result.report, "breach_block_ips")
+    assert check["status"] == "ok", check
+    coverage = check["value"]["coverage"]
+    assert check["value"]["firewall"] == "nftables" and coverage["table"] == f"inet {TABLE}"
+    assert coverage["hooks"] == ["forward", "input"] and coverage["docker_published_ports"] is True
+    assert TEST_IP in coverage["addresses"]
+    assert {c["chain"]: c["drops_from"] for c in coverage["chains"]} == {
+        "forward": ["@blocked_v4", "@blocked_v6"], "input": ["@blocked_v4", "@blocked_v6"]}
+    assert "traffic forwarded to containers (Docker-published ports included" in check["message"]
+    # for real: TEST_IP reaches neither this host nor the 'container' behind it; other sources are untouched
+    assert not _connects(*host), "TEST_IP still reaches the host (input hook)"
+    assert not _connects(*container), "TEST_IP still reaches the forwarded 'container' (forward hook)"
+    ruleset = subprocess.run(["nft", "list", "table", "inet", TABLE], capture_output=True, text=True).stdout
+    assert re.search(r"hook forward priority (filter - 10|-10);.*?ip saddr @blocked_v4 counter packets [1-9]", ruleset,
+                     re.S), ruleset
+    assert_no_traceback(result)
+
+
+@pytest.fixture()
+def two_replicas(breach):
+    """Two backend replicas (each on its own port) for the test; one again afterwards."""
+    stackenv.compose("up", "-d", "--no-deps", "--scale", "backend=2", "backend")
+    faults.wait_healthy("backend")
+    yield breach
+    stackenv.compose("up", "-d", "--no-deps", "--scale", "backend=1", "backend")
+    faults.wait_healthy("backend")
+
+
+def backend_ports() -> dict[str, int]:
+    return {c.name: int(c.exec_run(["cat", "/tmp/backend.port"]).output.decode().strip())
+            for c in faults.containers("backend", all_states=False)}
+
+
+def hs256(claims: dict, secret: str) -> str:
+    import base64
+    import hmac
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
+    body = b64(json.dumps(claims, separators=(",", ":")).encode())
+    return f"{head}.{body}." + b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+
+
+@pytest.mark.destructive
+def test_one_secret_for_every_host_and_every_replica_verified(two_replicas, tmp_path):
+    """Defect 6: two inventory names of the stack (as two hosts behind one load balancer) get ONE new secret
+    (before: one per host, so one host's backends rejected the other's tokens), and every backend replica is
+    asked directly, not only whichever one nginx picks. Tokens signed with the secret (no login account) make a
+    per-host secret visible. Also: the operator from AWX (defect 3) and a private evidence bundle (defect 9)."""
+    inv = tmp_path / "aliases"
+    inv.mkdir()
+    (inv / "group_vars").symlink_to(Path(stackenv.ROOT) / "inventory" / "demo" / "group_vars")
+    hosts = "".join(f"        {name}:\n          ansible_host: 127.0.0.1\n          ansible_connection: local\n"
+                    f"          ansible_python_interpreter: \"{{{{ ansible_playbook_python }}}}\"\n"
+                    for name in ("demo-a", "demo-b"))
+    (inv / "hosts.yml").write_text(f"---\nall:\n  children:\n    marketplace:\n      hosts:\n{hosts}")
+    before = secrets_now()
+    result = run("emergency-security-breach", inventory=inv,
+                 tags="security_rotate_jwt,security_evidence,security_incident_record",
+                 extravars={"confirm": True, "marketplace_project_root": str(stackenv.ROOT),
+                            "security_verify_login_email": "", "awx_user_name": "alice-awx"})
+    assert result.rc == 0, result.stdout[-4000:]
+    assert set(result.reports) == {"demo-a", "demo-b"}
+    secret = secrets_now()["JWT_SECRET"]
+    assert secret != before["JWT_SECRET"]
+    ports = backend_ports()
+    assert len(ports) == 2 and len(set(ports.values())) == 2, ports
+    for host, rep in result.reports.items():
+        rotation = check_by_name(rep, "breach_jwt_rotation")
+        assert rotation["status"] == "ok", (host, rotation)
+        value = rotation["value"]
+        assert value["verify_mode"] == "signed_token" and value["replicas"] == 2
+        assert value["old_token_after_rotation"] == 401 and value["new_token"] == 200
+        judged = sorted((b["container"], b["port"], b["old_token"], b["new_token"], b["status"])
+                        for b in value["backends"])
+        assert judged == sorted((name, port, 401, 200, "ok") for name, port in ports.items()), value["backends"]
+        directory = Path(rep["incident"]["evidence_bundle"]["directory"])
+        incident = (directory / "incident.md").read_text()
+        assert "- run by: alice-awx (AWX user)\n" in incident
+        assert "every backend replica asked directly: each of the 2 backend replica(s)" in incident
+        assert_private(directory, Path(rep["incident"]["evidence_bundle"]["archive"]))
+        assert_no_secrets(incident, {"JWT_SECRET": secret, "OLD": before["JWT_SECRET"]}, str(directory))
+    # independently: each replica accepts a token signed with the secret in the env file and refuses the old one
+    now = int(time.time())
+    claims = {"sub": "0", "email": "hsec-check", "role": "none", "iat": now, "exp": now + 300}
+    for name, port in ports.items():
+        new, old = hs256(claims, secret), hs256(claims, before["JWT_SECRET"])
+        assert http("GET", "/api/me", port, headers={"Authorization": f"Bearer {new}"})[0] == 200, name
+        assert http("GET", "/api/me", port, headers={"Authorization": f"Bearer {old}"})[0] == 401, name
+    assert_no_secrets(raw_artifacts(result), {"JWT_SECRET": secret, "OLD": before["JWT_SECRET"]}, "the artifacts")
+    assert_no_traceback(result)

@@ -258,3 +258,50 @@ def test_every_replica_ok_and_an_unreachable_one():
     verdict = sf.security_judge_backends(targets, probes)
     assert verdict["status"] == "warning" and "em-backend-3" in verdict["message"]
     assert sf.security_judge_backends([], {})["status"] == "critical"
+
+
+# ---------- issue 10, defect 7: what blocks ----------
+
+ACTIVE_UFW = {"rc": 0, "stdout": "Status: active\n[ 1] 22/tcp ALLOW IN Anywhere"}
+HAVE = {"rc": 0, "stdout": "x"}
+MISSING = {"rc": 2, "stdout": ""}
+
+
+@pytest.mark.parametrize("backend, ufw, nft, ipt, chosen", [
+    # an active ufw no longer wins: its rules come after Docker's accept rules for published ports
+    ("auto", ACTIVE_UFW, HAVE, HAVE, "nftables"),
+    ("auto", ACTIVE_UFW, MISSING, HAVE, "iptables"),
+    ("auto", ACTIVE_UFW, MISSING, MISSING, "ufw"),
+    ("auto", {"rc": 0, "stdout": "Status: inactive"}, MISSING, MISSING, "none"),
+    ("auto", {"skipped": True}, {"skipped": True}, {"skipped": True}, "none"),
+    ("ufw", {"rc": 0, "stdout": "Status: inactive"}, HAVE, HAVE, "ufw"),
+    ("nftables", ACTIVE_UFW, MISSING, HAVE, "none"),
+    ("iptables", None, HAVE, HAVE, "iptables"),
+])
+def test_firewall_choice_prefers_the_forward_hook(backend, ufw, nft, ipt, chosen):
+    assert sf.security_choose_firewall(backend, ufw, nft, ipt) == chosen
+
+
+def _nft_rule(chain, set_name, verdict="drop"):
+    return {"rule": {"family": "inet", "table": "t", "chain": chain, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": set_name}},
+        {"counter": {"packets": 0, "bytes": 0}}, {verdict: None}]}}
+
+
+def test_nft_coverage_reads_hooks_and_addresses():
+    table = {"nftables": [
+        {"table": {"family": "inet", "name": "marketplace_breach"}},
+        {"set": {"name": "blocked_v4", "elem": ["198.51.100.77"]}},
+        {"chain": {"name": "input", "hook": "input", "prio": -10, "policy": "accept"}},
+        {"chain": {"name": "forward", "hook": "forward", "prio": -10, "policy": "accept"}},
+        _nft_rule("input", "@blocked_v4"), _nft_rule("input", "@blocked_v6"), _nft_rule("forward", "@blocked_v4")]}
+    cov = sf.security_nft_coverage(json.dumps(table))
+    assert cov["table"] == "inet marketplace_breach" and cov["hooks"] == ["forward", "input"]
+    assert cov["forward"] is True and cov["addresses"] == ["198.51.100.77"]
+    assert {c["chain"]: c["drops_from"] for c in cov["chains"]} == {"forward": ["@blocked_v4"],
+                                                                    "input": ["@blocked_v4", "@blocked_v6"]}
+    # a forward chain that only counts (no drop) does not block forwarded traffic
+    table["nftables"][-1] = _nft_rule("forward", "@blocked_v4", verdict="accept")
+    cov = sf.security_nft_coverage(json.dumps(table))
+    assert cov["hooks"] == ["input"] and cov["forward"] is False
+    assert sf.security_nft_coverage("")["hooks"] == []

@@ -365,6 +365,77 @@ def security_env_value(text, key):
     return None
 
 
+def security_choose_firewall(backend, ufw=None, nft=None, iptables=None):
+    """The firewall to block with: 'nftables', 'iptables', 'ufw' or 'none'.
+
+    ``ufw``/``nft``/``iptables`` are the registered results of probing each tool (``{rc, stdout}``; skipped or
+    missing = not available). ``auto`` prefers the nftables table, whose forward chain also stops traffic to
+    Docker-published ports (DNAT keeps the source address; the chain runs before Docker's and ufw's filter chains),
+    then iptables (DOCKER-USER when Docker manages iptables), and only then an active ufw: ufw's rules come after
+    Docker's accept rules in FORWARD and do not stop traffic to published ports.
+    """
+    def ok(res):
+        return isinstance(res, dict) and res.get("rc") == 0 and not res.get("skipped")
+
+    ufw_active = ok(ufw) and "Status: active" in str(ufw.get("stdout") or "")
+    backend = str(backend or "auto")
+    if backend == "auto":
+        if ok(nft):
+            return "nftables"
+        if ok(iptables):
+            return "iptables"
+        return "ufw" if ufw_active else "none"
+    if backend == "ufw":
+        return "ufw" if ok(ufw) else "none"
+    if backend in ("nftables", "iptables"):
+        return backend if ok(nft if backend == "nftables" else iptables) else "none"
+    return "none"
+
+
+def _rule_drops_from(expr):
+    """The set names ('@blocked_v4') a rule drops packets from (source address match + drop verdict)."""
+    exprs = expr or []
+    if not any(isinstance(e, dict) and "drop" in e for e in exprs):
+        return []
+    out = []
+    for e in exprs:
+        match = e.get("match") if isinstance(e, dict) else None
+        if not match or match.get("op") not in ("==", "in"):
+            continue
+        left = (match.get("left") or {}).get("payload") or {}
+        if left.get("field") == "saddr" and isinstance(match.get("right"), str):
+            out.append(match["right"])
+    return out
+
+
+def security_nft_coverage(text):
+    """What the breach table really blocks, from ``nft -j list table inet T``.
+
+    ``{table, chains: [{chain, hook, priority, policy, drops_from}], hooks: [hooks with a drop rule],
+    addresses: [set elements], forward: bool, input: bool}``.
+    """
+    if not text:
+        return {"table": None, "chains": [], "hooks": [], "addresses": [], "forward": False, "input": False}
+    data = json.loads(text)
+    table, chains, rules = None, {}, {}
+    for obj in data.get("nftables", []):
+        if "table" in obj:
+            table = "%s %s" % (obj["table"].get("family"), obj["table"].get("name"))
+        elif "chain" in obj:
+            c = obj["chain"]
+            chains[c["name"]] = {"chain": c["name"], "hook": c.get("hook"), "priority": c.get("prio"),
+                                 "policy": c.get("policy"), "drops_from": []}
+        elif "rule" in obj:
+            r = obj["rule"]
+            rules.setdefault(r.get("chain"), []).extend(_rule_drops_from(r.get("expr")))
+    for name, sets in rules.items():
+        if name in chains:
+            chains[name]["drops_from"] = sorted(set(sets))
+    hooks = sorted({c["hook"] for c in chains.values() if c["hook"] and c["drops_from"]})
+    return {"table": table, "chains": [chains[n] for n in sorted(chains)], "hooks": hooks,
+            "addresses": security_nft_set_elements(text), "forward": "forward" in hooks, "input": "input" in hooks}
+
+
 def security_backend_targets(port_reads, host, scheme="http"):
     """[{container, port, url}] from the results of reading each backend container's port file (a looped command
     task: item = container name, stdout = port). ``port``/``url`` are None when the port could not be read."""
@@ -444,6 +515,8 @@ class FilterModule:
             "security_jwt_hs256": security_jwt_hs256,
             "security_env_value": security_env_value,
             "security_backend_targets": security_backend_targets,
+            "security_choose_firewall": security_choose_firewall,
+            "security_nft_coverage": security_nft_coverage,
             "security_backend_probes": security_backend_probes,
             "security_judge_backends": security_judge_backends,
         }
