@@ -114,6 +114,7 @@ def validate_choices_list(module, values, allowed, option):
 # no_log option of every module is matched.
 SECRET_KEY = re.compile(r"pass(word|wd)?$|passphrase|secret|token|api[-_]?key|credential|private[-_]?key|"
                         r"authorization|cookie|session[-_]?id|access[-_]?key", re.I)
+PASSWORD_KEY = re.compile(r"pass(word|wd)?$", re.I)
 _URL_USERINFO = re.compile(r"[a-z][a-z0-9+.-]*://([^/@\s?#]*)@", re.I)
 _CONNINFO_PASSWORD = re.compile(r"(?:^|[\s?&;])password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s&;]+)", re.I)
 
@@ -144,16 +145,15 @@ def url_secrets(text):
 
 
 def _secret_values(value, found):
-    """Every string inside a value that sits under a secret key (numbers and booleans are settings such as
-    token_ttl or password_set, not secrets: masking them would blank every equal number in the result)."""
-    if isinstance(value, Mapping):
-        for item in value.values():
-            _secret_values(item, found)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for item in value:
-            _secret_values(item, found)
-    elif isinstance(value, str) and value:
-        found.add(value)
+    """The strings that sit directly under a secret key: a string, or a list of strings (extra_secrets). A dict
+    under such a key is data about a secret (container_env_check's {JWT_SECRET: {state: set, length: 64}}), and
+    numbers and booleans are settings (token_ttl, password_set): masking those would blank every equal text or
+    number in the result."""
+    if isinstance(value, str):
+        if value:
+            found.add(value)
+    elif isinstance(value, (list, tuple)):
+        found.update(item for item in value if isinstance(item, str) and item)
 
 
 def early_no_log_values(params, argument_spec=None):
@@ -172,6 +172,9 @@ def early_no_log_values(params, argument_spec=None):
             for key, item in value.items():
                 if (top and key in names) or (not top and isinstance(key, str) and SECRET_KEY.search(key)):
                     _secret_values(item, found)
+                    if (isinstance(item, (int, float)) and not isinstance(item, bool) and isinstance(key, str)
+                            and PASSWORD_KEY.search(key)):
+                        found.add(str(item))  # login_password: 12345 in YAML is a password all the same
                 walk(item, False)
         elif isinstance(value, (list, tuple, set, frozenset)):
             for item in value:
