@@ -25,8 +25,9 @@ description:
     reported the same way.
   - Options that a part's module rejects in its own checks, after its argument spec (an unknown section, a bad
     regular expression), make that part fail the same way.
-  - Secrets in the parts' options (the modules' C(no_log) options such as passwords) are masked in the result
-    as they are for the modules themselves.
+  - Secrets in the parts' options (the modules' C(no_log) options such as passwords, and passwords written in URLs)
+    are masked in the result as they are for the modules themselves, also when an option is refused before the
+    parts are validated (a bad O(timeout), an unknown option).
   - Read-only, like the modules it runs; check mode gathers the same.
   - The modules' code is imported from the project's C(library/) directory, which C(ansible.cfg) puts on the
     C(module_utils) path as well (C(module_utils = module_utils:library)).
