@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import docker
@@ -189,10 +191,16 @@ def test_bad_version_is_rolled_back_automatically_and_the_run_fails(stack_env, o
     before = len(history(history_file))
     # No pre-deploy backup here: test_good_version_is_deployed_then_rolled_back asserts that step; this test is
     # about the gate and the automatic rollback, which never restores data.
+    # A build arg the Dockerfile does not declare (docker ignores it; the build cache is unchanged) whose value is
+    # recognisable: build-arg values may be tokens and stay out of stdout, events and the report.
+    marker = f"build-arg-{uuid.uuid4().hex}"
     result = run("deploy", extravars={**base_vars, "version": BAD, "confirm": True, "deploy_backup": False,
-                                      "deploy_build_args": {"BROKEN_HEALTH": "1"}})
+                                      "deploy_build_args": {"BROKEN_HEALTH": "1", "EM_TEST_TOKEN": marker}})
     assert result.rc != 0 and result.status == "failed"
     assert_no_traceback(result)
+    assert marker not in raw_artifacts(result), "a build-arg value is in the run's output, events or report"
+    # The names are shown (the plan in the report), the values are not.
+    assert any("EM_TEST_TOKEN (values not shown)" in step for step in result.report["deploy"]["plan"])
     report = result.report
     gate = report["deploy"]["failed_gate"]
     assert gate in ("service_health", "api_health"), report["summary"]
@@ -230,6 +238,13 @@ def test_good_version_is_deployed_then_rolled_back(stack_env, original, base_var
     for gate in ("service_health", "image", "api_health", "error_rate_5xx", "latency_p95"):
         assert check_by_name(report, f"gate:{gate}")["status"] == "ok"
     assert any(a["name"] == "pre-deploy backup" and a["changed"] for a in report["actions"])
+    # The pre-deploy dump and its companions (backup role, backup_dump) are private: 0600 files in a 0700 directory.
+    paths = report["deploy"]["backup_paths"]
+    assert paths.get("dump"), report["deploy"]
+    for path in paths.values():
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, (path, oct(os.stat(path).st_mode))
+    backup_dir = os.path.dirname(paths["dump"])
+    assert stat.S_IMODE(os.stat(backup_dir).st_mode) == 0o700, (backup_dir, oct(os.stat(backup_dir).st_mode))
     image = docker.from_env().images.get(f"{original['repo']}:{GOOD}")
     running = backend_containers()
     assert running and all(c.image.id == image.id for c in running)
@@ -241,6 +256,7 @@ def test_good_version_is_deployed_then_rolled_back(stack_env, original, base_var
     started, done = entries[-2], entries[-1]
     assert started["action"] == "deploy" and started["status"] == "started" and done["status"] == "succeeded"
     assert started["from_version"] == original["version"] and started["to_version"] == GOOD
+    assert started["operator_source"] == "controller"  # no awx_user_name: the controller's user, labelled so
     assert started["images"]["backend"] == {"image": original["tag"], "image_id": original["image_id"]}
     assert done["images"]["backend"]["image_id"] == image.id
     assert_no_secret(result, stack_env)
@@ -279,8 +295,56 @@ def test_rollback_needs_a_recorded_version_or_a_name(stack_env, original, tmp_pa
     assert_no_traceback(refused)
 
     # A named version that already runs: gated, nothing recreated (as compose reports it).
-    named = run("rollback", extravars={**empty, "confirm": True, "version": original["version"]})
+    named = run("rollback", extravars={**empty, "confirm": True, "version": original["version"],
+                                       "awx_user_name": "awx-operator-7"})
     assert named.rc == 0, named.stdout[-3000:]
+    # Under AWX the history names the user who launched the job, not the controller's (the runner's) account.
+    assert [(e["operator"], e["operator_source"]) for e in history(tmp_path / "none.jsonl")] == \
+        [("awx-operator-7", "awx")] * 2
     assert not any(a["name"].startswith("up -d") and a["changed"] for a in named.report["actions"])
     assert check_by_name(named.report, "gate:service_health")["status"] == "ok"
     assert named.report["deploy"]["to_version"] == original["version"]
+
+
+def test_a_rollback_target_from_the_history_passes_the_version_check(stack_env, original, tmp_path):
+    """A history line is data on the host: its from_version becomes a rollback target only if -e version could."""
+    hist = tmp_path / "deploy-history.jsonl"
+    hist.write_text(json.dumps({"action": "deploy", "status": "succeeded", "from_version": "1.0;id",
+                                "to_version": original["version"], "images": {}}) + "\n")
+    before_text, ids, version = hist.read_text(), app_container_ids(), env_version()
+    refused = run("rollback", extravars={"marketplace_deploy_history_file": str(hist), "confirm": True, **FAST_GATE})
+    assert refused.rc != 0, refused.stdout[-3000:]
+    summary = refused.report["summary"]
+    assert "the rollback target from the deploy history '1.0;id' is not a valid image tag" in summary, summary
+    assert refused.report["deploy"]["outcome"] == "plan_error"
+    # Nothing changed: no history line, no lock, the same containers and version.
+    assert hist.read_text() == before_text
+    assert app_container_ids() == ids and env_version() == version
+    assert not (stackenv.STATE_DIR / "deploy.lock").exists()
+    assert_no_traceback(refused)
+
+
+# The role's own check (defence in depth behind the playbooks' validate_inputs, which checks `version`):
+# deploy_version is set directly, so only the role stands between these values and docker build / the env file.
+BAD_VERSIONS = ["1.0;id", "$(id)", "-x", "../x", "v" * 129]
+
+
+def test_bad_versions_are_refused_by_the_role_and_nothing_is_built(stack_env, original, tmp_path):
+    client = docker.from_env(timeout=60)
+    images_before = sorted(i.id for i in client.images.list(name=original["repo"]))
+    ids, version = app_container_ids(), env_version()
+    hist = tmp_path / "history.jsonl"
+    for bad in BAD_VERSIONS:
+        result = run("deploy", extravars={"marketplace_deploy_history_file": str(hist), "deploy_version": bad,
+                                          "confirm": True, **FAST_GATE})
+        assert result.rc != 0, (bad, result.stdout[-2000:])
+        summary = result.report["summary"]
+        assert "is not a valid image tag" in summary and "nothing was changed" in summary, (bad, summary)
+        assert result.report["deploy"]["outcome"] == "plan_error"
+        assert_no_traceback(result)
+    # Nothing built, switched or recreated; no history written.
+    assert sorted(i.id for i in client.images.list(name=original["repo"])) == images_before
+    running = backend_containers()
+    assert running and all(c.image.id == original["image_id"] for c in running)
+    assert app_container_ids() == ids and env_version() == version
+    assert not hist.exists()
