@@ -416,6 +416,8 @@ class Restorer:
         files = paths(p["backup_dir"], name)
         try:
             manifest = read_manifest(files["manifest"])
+        except FileNotFoundError:
+            self.fail("backup %s not found in %s (no manifest); nothing was restored" % (name, p["backup_dir"]))
         except (OSError, ValueError) as exc:
             self.fail("backup %s has no readable manifest in %s: %s" % (name, p["backup_dir"], exc))
         backup = {k: manifest.get(k) for k in ("name", "created", "sha256", "size_bytes", "database",
