@@ -298,10 +298,16 @@ def test_nft_coverage_reads_hooks_and_addresses():
     cov = sf.security_nft_coverage(json.dumps(table))
     assert cov["table"] == "inet marketplace_breach" and cov["hooks"] == ["forward", "input"]
     assert cov["forward"] is True and cov["addresses"] == ["198.51.100.77"]
+    assert cov["summary"] == (
+        "table inet marketplace_breach drops packets from @blocked_v4, @blocked_v6 (198.51.100.77) in chain forward "
+        "(hook forward, priority -10) and chain input (hook input, priority -10): traffic to this host and traffic "
+        "forwarded to containers (Docker-published ports included: DNAT keeps the source address, and the chain runs "
+        "before the filter chains of Docker and ufw at priority 0)")
     assert {c["chain"]: c["drops_from"] for c in cov["chains"]} == {"forward": ["@blocked_v4"],
                                                                     "input": ["@blocked_v4", "@blocked_v6"]}
     # a forward chain that only counts (no drop) does not block forwarded traffic
     table["nftables"][-1] = _nft_rule("forward", "@blocked_v4", verdict="accept")
     cov = sf.security_nft_coverage(json.dumps(table))
     assert cov["hooks"] == ["input"] and cov["forward"] is False
+    assert cov["summary"].endswith("traffic to this host only, NOT traffic forwarded to containers")
     assert sf.security_nft_coverage("")["hooks"] == []

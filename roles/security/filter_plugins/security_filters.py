@@ -415,7 +415,8 @@ def security_nft_coverage(text):
     addresses: [set elements], forward: bool, input: bool}``.
     """
     if not text:
-        return {"table": None, "chains": [], "hooks": [], "addresses": [], "forward": False, "input": False}
+        return {"table": None, "chains": [], "hooks": [], "addresses": [], "forward": False, "input": False,
+                "summary": "no breach table"}
     data = json.loads(text)
     table, chains, rules = None, {}, {}
     for obj in data.get("nftables", []):
@@ -432,8 +433,18 @@ def security_nft_coverage(text):
         if name in chains:
             chains[name]["drops_from"] = sorted(set(sets))
     hooks = sorted({c["hook"] for c in chains.values() if c["hook"] and c["drops_from"]})
-    return {"table": table, "chains": [chains[n] for n in sorted(chains)], "hooks": hooks,
-            "addresses": security_nft_set_elements(text), "forward": "forward" in hooks, "input": "input" in hooks}
+    addresses = security_nft_set_elements(text)
+    dropping = [c for c in (chains[n] for n in sorted(chains)) if c["drops_from"] and c["hook"]]
+    summary = "table %s drops packets from %s (%s) in %s: %s" % (
+        table, ", ".join(sorted({s for c in dropping for s in c["drops_from"]})) or "no set",
+        ", ".join(addresses) or "no address",
+        " and ".join("chain %s (hook %s, priority %s)" % (c["chain"], c["hook"], c["priority"]) for c in dropping)
+        or "no chain",
+        ("traffic to this host and traffic forwarded to containers (Docker-published ports included: DNAT keeps "
+         "the source address, and the chain runs before the filter chains of Docker and ufw at priority 0)")
+        if "forward" in hooks else "traffic to this host only, NOT traffic forwarded to containers")
+    return {"table": table, "chains": [chains[n] for n in sorted(chains)], "hooks": hooks, "addresses": addresses,
+            "forward": "forward" in hooks, "input": "input" in hooks, "summary": summary}
 
 
 def security_backend_targets(port_reads, host, scheme="http"):
