@@ -36,8 +36,9 @@ options:
   since:
     description:
       - Start of the window - a number of seconds ago (C(300)), a duration ago (C(90s), C(15m), C(24h),
-        C(7d), C(1h30m)) or an ISO 8601 timestamp (C(2026-01-31T02:00:00Z); without a zone it is UTC).
-        Unset means from the beginning of the log.
+        C(7d), C(1h30m)), a Unix time (a number of 1000000000 or more, as C(docker logs --since) reads it) or an
+        ISO 8601 timestamp (C(2026-01-31T02:00:00Z); without a zone it is UTC). A time in the future (more than
+        a minute ahead) is refused. Unset means from the beginning of the log.
     type: str
   until:
     description:
@@ -236,13 +237,27 @@ def build_argument_spec():
     )
 
 
+# A bare number this large is a Unix time, as `docker logs --since 1764554400` reads it (1e9 s is 2001-09-09);
+# a smaller one is a number of seconds ago (300 = five minutes). Nobody means "31 years ago" by seconds.
+UNIX_TIME_MIN = 1_000_000_000
+# Latest time a window may name: 9999-12-31T23:59:59Z (datetime cannot go further).
+LATEST = 253402300799.0
+FORMS = "give seconds ago (300), a duration ago (15m, 24h, 1h30m, 7d), a Unix time (1764554400) or an ISO 8601 time " \
+        "(2026-12-01T02:00:00Z)"
+
+
 def parse_point(value, now):
     """since/until option -> epoch seconds (float). Raises ValueError with a readable message."""
     text = str(value).strip()
     if not text:
-        raise ValueError("empty")
+        raise ValueError("empty: " + FORMS)
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return now - float(text)
+        number = float(text)
+        if number >= UNIX_TIME_MIN:
+            if number > LATEST:
+                raise ValueError("the Unix time %s is after the year 9999" % text)
+            return number
+        return now - number
     if DURATION.match(text):
         seconds = sum(float(n) * UNIT_SECONDS[u.lower()] for n, u in DURATION_PART.findall(text))
         return now - seconds
@@ -250,7 +265,7 @@ def parse_point(value, now):
     try:
         moment = datetime.datetime.fromisoformat(iso)
     except ValueError:
-        raise ValueError("not a number of seconds, a duration (15m, 24h, 1h30m) or an ISO 8601 timestamp") from None
+        raise ValueError("not a time: " + FORMS) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()
@@ -259,7 +274,10 @@ def parse_point(value, now):
 def iso(epoch):
     if epoch is None:
         return None
-    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat()
+    try:
+        return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return "%s (out of range)" % epoch
 
 
 def iter_log_lines(chunks, cap):
@@ -398,9 +416,9 @@ def run(module):
         except ValueError as exc:
             module.fail_json(msg="invalid %s %r: %s" % (key, params[key], exc))
         if window[key] <= 0:
-            module.fail_json(msg="invalid %s %r: before 1970" % (key, params[key]))
-    if window["since"] is not None and window["since"] > now + 60:
-        module.fail_json(msg="since %r is in the future" % params["since"])
+            module.fail_json(msg="invalid %s %r: before 1970 (%s)" % (key, params[key], FORMS))
+        if window[key] > now + 60:
+            module.fail_json(msg="invalid %s %r: %s is in the future" % (key, params[key], iso(window[key])))
     if window["since"] is not None and window["until"] is not None and window["since"] >= window["until"]:
         module.fail_json(msg="since (%s) must be before until (%s)" % (iso(window["since"]), iso(window["until"])))
 

@@ -6,6 +6,7 @@ secret makes the backend write `failed login for "<secret>"`.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -96,3 +97,61 @@ def test_view_logs_in_check_mode(stack_env):
     result = run("view-logs", extravars={"services": ["redis"], "tail": 20}, check=True)
     assert result.rc == 0 and result.report["check_mode"] is True
     assert Path(check_by_name(result.report, "logs:redis")["file"]).is_file()
+
+
+def test_view_logs_window_forms_work(stack_env):
+    """An ISO 8601 time with Z and a Unix time are windows, not errors (the ISO time used to be a traceback through
+    the CLI; a Unix time was read as that many seconds ago)."""
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+    result = run("view-logs", extravars={"services": ["nginx"], "since": iso})
+    assert result.rc == 0, result.stdout[-3000:]
+    assert_no_traceback(result)
+    assert f"window since {iso[:-1]}+00:00" in next(a for a in result.report["actions"])["detail"]
+    unix = str(int(time.time()) - 600)
+    result = run("view-logs", extravars={"services": ["nginx"], "since": unix})
+    assert result.rc == 0, result.stdout[-3000:]
+    shown = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(unix)))
+    assert f"window since {shown}+00:00" in next(a for a in result.report["actions"])["detail"]
+
+
+def test_view_logs_bad_input_is_refused_by_the_role_and_module(stack_env, tmp_path):
+    """The role's and compose_logs' own refusals (set through the role's variables, past the playbook's input check):
+    a clear message, rc != 0, no traceback, and no log file written. A negative or non-numeric tail used to be read
+    as 0, i.e. every line."""
+    cases = [
+        ({"logs_tail": -5}, "tail must be a whole number of lines"),
+        ({"logs_tail": "abc"}, "tail must be a whole number of lines"),
+        ({"logs_since": "99999999999"}, "invalid since '99999999999': 5138-"),
+        ({"logs_until": "99999999999"}, "invalid until '99999999999'"),
+        ({"logs_pattern": "("}, "invalid regular expression in patterns: '('"),
+        ({"logs_services": ["ngnix"]}, "unknown service(s) ngnix"),
+    ]
+    for i, (extra, text) in enumerate(cases):
+        dest = tmp_path / f"case{i}"
+        result = run("view-logs", extravars={"logs_services": ["nginx"], **extra, "logs_dest_dir": str(dest)})
+        assert result.rc != 0, (extra, result.stdout[-2000:])
+        assert text in result.stdout, (extra, result.stdout[-2000:])
+        assert_no_traceback(result)
+        assert not dest.exists(), extra
+
+
+def test_view_logs_files_are_0600_in_0700_directories(stack_env, tmp_path):
+    """Fetched logs: 0600 files in 0700 directories, also the directories the run creates on the way and a
+    destination that already existed with wider modes."""
+    base = tmp_path / "fresh" / "reports"
+    result = run("view-logs", extravars={"services": ["nginx"], "tail": 5, "marketplace_report_dir": str(base)})
+    assert result.rc == 0, result.stdout[-3000:]
+    log_dir = Path(result.report["log_dir"])
+    assert log_dir.parent == base / "view-logs"
+    for d in (log_dir, log_dir.parent):
+        assert oct(d.stat().st_mode & 0o777) == "0o700", d
+    assert [oct(f.stat().st_mode & 0o777) for f in log_dir.iterdir()] == ["0o600"]
+    old = tmp_path / "existing"
+    old.mkdir(mode=0o755)
+    (old / "nginx.log").write_text("old\n")
+    (old / "nginx.log").chmod(0o644)
+    result = run("view-logs", extravars={"services": ["nginx"], "tail": 5, "logs_dest_dir": str(old)})
+    assert result.rc == 0, result.stdout[-3000:]
+    assert oct(old.stat().st_mode & 0o777) == "0o700"
+    assert oct((old / "nginx.log").stat().st_mode & 0o777) == "0o600"
+    assert (old / "nginx.log").read_text() != "old\n"
