@@ -5,6 +5,8 @@ original environment) in finally blocks, whatever happens.
 """
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import threading
 import time
@@ -307,4 +309,102 @@ def test_p1_scales_to_two_healthy_backends_serving_through_nginx(stack_ready):
         assert set(codes) == {200} and len(ports) == 2
     finally:
         restore_backend_single_replica()
+    assert len(backend_containers()) == 1
+
+
+def all_fingerprints():
+    """(service, id, StartedAt, image) of every container of the stack: changes when anything starts or recreates."""
+    client = docker.from_env(timeout=30)
+    try:
+        out = []
+        for svc in ("backend", "nginx", "postgres", "redis", "prometheus"):
+            for c in faults.containers(svc):
+                attrs = client.containers.get(c.id).attrs
+                out.append((svc, c.id, attrs["State"]["StartedAt"], attrs["Image"]))
+        return sorted(out)
+    finally:
+        client.close()
+
+
+def test_p0_unknown_service_is_refused_before_anything_runs(stack_ready):
+    """services=[bakcend]: a clear error naming it and the project's real services (read from the target's compose
+    labels), non-zero rc, nothing read for the incident and nothing restarted - also when only the restart step runs
+    (it used to say "no failed service among bakcend: nothing to restart" and succeed)."""
+    before = all_fingerprints()
+    for tags in (None, "restart"):
+        result = run("incident-p0", tags=tags, extravars={"services": "bakcend", "confirm": True,
+                                                          "incident_run_health": False})
+        assert result.rc != 0 and result.status == "failed", result.stdout[-3000:]
+        assert_no_traceback(result)
+        assert "unknown service(s) bakcend" in result.stdout
+        assert "known services: backend, nginx, postgres, prometheus, redis" in result.stdout
+        assert "stopped before reading or changing anything" in result.stdout
+        assert "nothing to restart" not in result.stdout
+        ran = {ev["event_data"].get("task") for ev in result.events if ev.get("event") == "runner_on_ok"}
+        assert not any(t and t.startswith(("Start the stopped", "Restart the running", "Count the error lines"))
+                       for t in ran), ran
+    assert all_fingerprints() == before
+
+
+@contextlib.contextmanager
+def port_held(host: str, port: int):
+    """Listen on host:port so that a service binding it (host networking) cannot start."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the stopped server's connections in TIME_WAIT
+    try:
+        sock.bind((host, port))
+        sock.listen(64)
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.mark.destructive
+def test_p0_redis_down_is_restarted_but_the_application_is_not_rolled_back(stack_ready):
+    """Redis stopped and unable to come back (its port is taken): the P0 restart tries redis, health does not come
+    back, and the run fails naming redis - without running the deploy role's rollback (the backend image stays)."""
+    env = stack_ready
+    client = docker.from_env(timeout=30)
+    try:
+        images_before = sorted(client.containers.get(c.id).attrs["Image"] for c in backend_containers())
+    finally:
+        client.close()
+    faults.stop_service("redis")
+    try:
+        with port_held(env["BIND_ADDRESS"], int(env["REDIS_PORT"])):
+            result = run("incident-p0", extravars={"confirm": True, "incident_run_health": False,
+                                                   "incident_health_timeout": 2, "incident_health_interval": 1})
+        assert result.rc != 0 and result.status == "failed", result.stdout[-3000:]
+        assert_no_traceback(result)
+        report = result.report
+        assert report["severity"] == "P0"
+        restart = next(a for a in report["actions"] if a["name"] == "restart")
+        assert restart["changed"] is True and "redis" in restart["detail"]
+        assert check_by_name(report, "recovery")["status"] == "critical"
+        rollback = next(a for a in report["actions"] if a["name"] == "rollback")
+        assert rollback["changed"] is False
+        assert rollback["detail"].startswith("not run: the outage involves redis"), rollback["detail"]
+        steps = timeline_steps(report)
+        assert ("rollback", "skipped") in steps and ("rollback", "started") not in steps
+        assert "health did not come back after restarting" in result.stdout and "not rolled back" in result.stdout
+        roles_run = {ev["event_data"].get("role") for ev in result.events if ev.get("event") == "runner_on_ok"}
+        assert "deploy" not in roles_run
+        client = docker.from_env(timeout=30)
+        try:
+            assert sorted(client.containers.get(c.id).attrs["Image"] for c in backend_containers()) == images_before
+        finally:
+            client.close()
+    finally:
+        stackenv.compose("restart", "-t", "5", "redis", check=False)
+        for svc in ("redis", "backend", "nginx"):
+            faults.wait_healthy(svc, timeout=180)
+
+
+def test_p1_scale_backend_refused_by_the_role_itself(stack_ready):
+    """The role's own check (defence in depth behind the playbook's input check): set through the role variable."""
+    for value in (0, -1, "2.0", True):
+        result = run("incident-p1", tags="scale", extravars={"incident_scale_backend": value, "confirm": True})
+        assert result.rc != 0, value
+        assert "scale_backend must be a whole number from 1 to 4" in result.stdout, value
+        assert_no_traceback(result)
     assert len(backend_containers()) == 1

@@ -148,7 +148,9 @@ def test_db_connections_terminate_pids_touches_only_those(stack_ready, app_dsn, 
     bystander.execute("SELECT 1")
     try:
         pid = victim.info.backend_pid
-        bad = run("troubleshoot-db-connections", tags="terminate", extravars={"terminate": "pids", "confirm": True})
+        # (the role's own check: set through its variable, as the playbook's input check refuses the public one first)
+        bad = run("troubleshoot-db-connections", tags="terminate", extravars={"troubleshoot_terminate": "pids",
+                                                                               "confirm": True})
         assert bad.rc != 0 and "terminate must be blockers, long_running or pids" in bad.stdout
         result = run("troubleshoot-db-connections", extravars={"terminate": "pids", "pids": [pid], "confirm": True})
         assert result.rc == 0, result.stdout[-3000:]
@@ -286,3 +288,31 @@ def test_cpu_names_the_busiest_container_and_its_top_process(stack_ready):
     assert "node -e" in top["command"] and top["cpu_pct"] > 20
     assert check_by_name(report, "host_load")["value"] >= 0 and check_by_name(report, "host_cpu")["value"] is not None
     assert f"busiest container {backend.name}" in report["summary"]
+
+
+def test_db_connections_terminate_bad_input_is_refused_by_the_role(stack_ready, app_dsn, pg_dsn):
+    """The role's own check (set through its variables, past the playbook's input check): terminate=bogus, pids 0,
+    -1, abc, and pids without terminate=pids are refused with a clear message before any backend is chosen; a
+    session that would match stays alive. (pids=0 used to reach postgres_admin, which refused it there.)"""
+    session = psycopg.connect(app_dsn, autocommit=True, application_name="em-test-bystander")
+    session.execute("SELECT 1")
+    try:
+        pid = session.info.backend_pid
+        cases = [
+            {"troubleshoot_terminate": "bogus"},
+            {"troubleshoot_terminate": "pids", "troubleshoot_pids": [0]},
+            {"troubleshoot_terminate": "pids", "troubleshoot_pids": -1},
+            {"troubleshoot_terminate": "pids", "troubleshoot_pids": f"{pid},abc"},
+            {"troubleshoot_pids": [pid]},
+        ]
+        for extra in cases:
+            result = run("troubleshoot-db-connections", tags="terminate", extravars={**extra, "confirm": True})
+            assert result.rc != 0, extra
+            assert "terminate must be blockers, long_running or pids" in result.stdout, (extra, result.stdout[-2000:])
+            assert "nothing was terminated" in result.stdout, extra
+            assert_no_traceback(result)
+            assert not [ev for ev in result.events if ev.get("event") in ("runner_on_ok", "runner_on_failed")
+                        and "postgres_admin" in (ev["event_data"].get("task_action") or "")], extra
+        assert alive(pg_dsn, pid)
+    finally:
+        session.close()
