@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import gzip
 import os
 import re
 import shutil
@@ -110,7 +111,9 @@ def find_secrets(secrets: dict[str, str], paths) -> list[str]:
         for f in files:
             try:
                 data = f.read_bytes()
-            except OSError:
+                if f.name.endswith((".gz", ".tgz")):  # the evidence archive: search its content, not its deflate
+                    data += gzip.decompress(data)
+            except (OSError, EOFError):
                 continue
             for name, value in secrets.items():
                 count = data.count(value.encode())
@@ -159,27 +162,42 @@ def test_no_secret_in_any_artifact_of_any_playbook(stack_env, sweep_inventory, m
     normal = dict(NORMAL, deploy={"version": version}, rollback={"version": version})
     jobs = []
     for pb in playbooks:
-        jobs.append((pb, "bad", dict(BAD.get(pb, DEFAULT_BAD)), False))
-        jobs.append((pb, "normal", dict(normal.get(pb, {})), pb in CHECK))
+        jobs.append((pb, "bad", dict(BAD.get(pb, DEFAULT_BAD)), False, None))
+        jobs.append((pb, "normal", dict(normal.get(pb, {})), pb in CHECK, None))
+    if "emergency-security-breach" in playbooks:
+        # The evidence bundle is written only when confirmed: confirmed, but only the evidence step (--tags), so
+        # nothing is blocked, revoked or rotated; the bundle lands in the sweep's report dir.
+        jobs.append(("emergency-security-breach", "evidence", {"confirm": True, "block_ips": "203.0.113.9"}, False,
+                     "security_evidence"))
     wait_stack_healthy(stack_env)
     started = time.monotonic()
 
     def one(job):
-        pb, _kind, extravars, check = job
-        return job, run(pb, inventory=str(inv), extravars=extravars, check=check, timeout=600)
+        pb, _kind, extravars, check, tags = job
+        return job, run(pb, inventory=str(inv), extravars=extravars, check=check, tags=tags, timeout=600)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
         results = list(pool.map(one, jobs))
     elapsed = time.monotonic() - started
 
     problems, summary = [], []
-    for (pb, kind, _extravars, check), result in results:
+    for (pb, kind, _extravars, check, _tags), result in results:
         summary.append("%-28s %-6s%s rc=%d %s %.1fs" % (pb, kind, " --check" if check else "", result.rc,
                                                        result.status, result.duration_s))
         if not result.events:
             problems.append("%s %s: did not run (rc %d)" % (pb, kind, result.rc))
         problems += ["%s %s: %s" % (pb, kind, hit) for hit in find_secrets(secrets, [result.artifact_dir])]
     problems += ["reports: %s" % hit for hit in find_secrets(secrets, [reports])]
+    # The sweep's report directory did receive what it is meant to check: a report of every normal run that
+    # succeeded, the breach playbook's evidence bundle and view-logs' fetched logs when those ran.
+    written = sorted(str(p.relative_to(reports)) for p in reports.rglob("*") if p.is_dir()) if reports.is_dir() else []
+    print("sweep report dir: %d files in %s" % (sum(1 for p in reports.rglob("*") if p.is_file()) if written else 0,
+                                                ", ".join(written)))
+    for (pb, kind, _extravars, _check, _tags), result in results:
+        if kind == "normal" and result.rc == 0 and not (reports / pb).is_dir():
+            problems.append("%s normal: no report under the sweep's report dir (not checked)" % pb)
+    if "emergency-security-breach" in playbooks and not list(reports.glob("emergency-security-breach/evidence/*")):
+        problems.append("emergency-security-breach evidence: no evidence bundle written (not checked)")
     print("\n".join(summary))
     print("secret sweep: %d runs of %d playbooks in %.0f s, %d secret values, %d findings"
           % (len(results), len(playbooks), elapsed, len(secrets), len(problems)))
