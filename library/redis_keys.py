@@ -16,11 +16,20 @@ description:
     the keyspace is resized) is counted once, and keys that expired or were removed by someone else meanwhile
     are not counted.
   - A pattern without glob characters is a single key and is unlinked directly, without a scan.
-  - A pattern that matches every key (empty, V(*), V(**), V(?*)...) is refused unless O(allow_all=true); a
-    malformed pattern (unbalanced V([), empty class V([]), trailing backslash) is refused. Nothing is deleted
-    then.
+  - A pattern needs a literal key prefix with at least one letter or digit before its first wildcard
+    (V(cache:*), V(c*), V(session:abc)). Without one (empty, V(*), V(**), V(?*), V(*:*), V([a-z]*), V(:*)...)
+    it can match the keys of every prefix (sessions, rate limits, config) and is refused unless
+    O(allow_all=true); so is a literal key name without a letter or digit (V(\\*) is the key named V(*), an
+    escaped wildcard). A malformed pattern (unbalanced V([), empty class V([]), trailing backslash) is always
+    refused. Nothing is deleted then.
+  - The keys matched are counted per key prefix (the text before the first V(:), or the whole name when it has
+    none) in RV(prefixes).
   - O(state=flushdb) empties database O(db) with C(FLUSHDB ASYNC); O(state=flushall) empties every database with
     C(FLUSHALL ASYNC). The number of keys that went is read atomically with the flush (C(MULTI)).
+  - O(allowed_prefixes) guards O(state=flushdb) of a database that should hold only some prefixes (the cache);
+    the database is scanned first and, when it holds a key of any other prefix, the flush is refused, nothing is
+    flushed, and RV(foreign_prefixes) says what else is there. O(count_prefixes) counts the keys per prefix of
+    the database (O(state=flushdb)) or, in check mode, of every database (O(state=flushall), RV(db_prefixes)).
   - In check mode nothing is deleted. O(state=absent) scans and counts the matching keys (distinct) and returns
     a few samples; the flush states report the number of keys that would go.
 version_added: "1.0.0"
@@ -45,9 +54,27 @@ options:
         pattern.
     type: str
   allow_all:
-    description: Allow a O(pattern) that matches every key of the database (empty, V(*), V(**), V(?*)).
+    description:
+      - Allow a O(pattern) without a literal key prefix containing a letter or digit before its first wildcard
+        (empty, V(*), V(**), V(?*), V(*:*), V([a-z]*)), and a literal key name without a letter or digit.
     type: bool
     default: false
+  count_prefixes:
+    description:
+      - With O(state=flushdb), count the keys of O(db) per prefix (one C(SCAN) pass) and return RV(prefixes).
+      - With O(state=flushall) in check mode, count them for every database (RV(db_prefixes)).
+      - O(state=absent) always counts the matched keys per prefix.
+    type: bool
+    default: false
+  allowed_prefixes:
+    description:
+      - O(state=flushdb) only. The key prefixes (text before the first V(:), for example V(cache)) that O(db) may
+        hold. The database is scanned first; a key of any other prefix makes the module refuse (fail, nothing
+        flushed; in check mode RV(refused) is true and nothing fails). Keys written by others between the scan
+        and the flush are not guarded.
+      - Unset (default), the database is flushed whatever it holds.
+    type: list
+    elements: str
   scan_count:
     description: C(COUNT) hint of each C(SCAN) call (buckets visited per call; larger is faster, each call longer).
     type: int
@@ -89,13 +116,14 @@ EXAMPLES = r"""
     REDIS_PASSWORD: "{{ marketplace_redis_password }}"
   register: cleared
 
-- name: Empty the cache database (FLUSHDB ASYNC)
+- name: Empty the cache database (FLUSHDB ASYNC), refused if it holds anything but cache:* keys
   redis_keys:
     login_host: 127.0.0.1
     login_port: 56379
     login_password: "{{ marketplace_redis_password }}"
     db: 1
     state: flushdb
+    allowed_prefixes: [cache]
 
 - name: Delete every key of db 3 through the pattern path (explicitly allowed)
   redis_keys:
@@ -148,6 +176,37 @@ samples:
   type: list
   elements: str
   sample: ["cache:product:17", "cache:product:42"]
+prefixes:
+  description:
+    - Keys per prefix (text before the first V(:), or the whole name), largest first, at most 50 prefixes (see
+      RV(prefixes_more)).
+    - O(state=absent), the keys matched (in check mode, that would go); O(state=flushdb) with O(count_prefixes) or
+      O(allowed_prefixes), every key of O(db) before the flush; O(state=flushall) with O(count_prefixes) in check
+      mode, every key of every database.
+  returned: when state is absent, flushdb with count_prefixes or allowed_prefixes, or flushall with count_prefixes
+    in check mode
+  type: dict
+  sample: {cache: 2120, session: 500}
+prefixes_more:
+  description: Number of further prefixes not shown in RV(prefixes).
+  returned: when prefixes is returned
+  type: int
+  sample: 0
+foreign_prefixes:
+  description: Keys per prefix of O(db) that O(allowed_prefixes) does not name (empty when the flush may run).
+  returned: when state is flushdb and allowed_prefixes is set
+  type: dict
+  sample: {session: 500, ratelimit: 100}
+refused:
+  description: Whether the flush was refused (check mode, would be refused) because of RV(foreign_prefixes).
+  returned: when state is flushdb and allowed_prefixes is set
+  type: bool
+  sample: false
+db_prefixes:
+  description: Keys per prefix of each database (check mode with O(state=flushall) and O(count_prefixes)).
+  returned: when state is flushall, count_prefixes is set, in check mode
+  type: dict
+  sample: {db0: {session: 500, ratelimit: 100}, db1: {cache: 2120}}
 scan_calls:
   description: Number of C(SCAN) calls made (V(0) for a literal key).
   returned: when state is absent
@@ -181,16 +240,23 @@ import time
 from ansible.module_utils.marketplace_common import validate_non_negative
 from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_redis import (
+    PrefixCounter,
     connect,
     decode_key,
     describe_error,
+    format_prefixes,
+    key_prefix,
+    literal_key,
+    parse_glob,
+    pattern_refusal,
     redis_argument_spec,
+    redis_client,
     require_redis_lib,
     validate_connection_params,
 )
 
 DEDUPE_LIMIT = 1000000
-GLOB_CHARS = "*?["
+PREFIXES_SHOWN = 50
 
 
 def build_argument_spec():
@@ -202,66 +268,10 @@ def build_argument_spec():
         scan_count=dict(type="int", default=1000),
         batch_size=dict(type="int", default=500),
         sample_size=dict(type="int", default=5),
+        count_prefixes=dict(type="bool", default=False),
+        allowed_prefixes=dict(type="list", elements="str"),
     )
     return spec
-
-
-def parse_glob(pattern):
-    """Tokenise a Redis glob. Returns (tokens, error). Tokens: ('*',), ('?',), ('[', ...), ('lit', ch).
-
-    Redis itself tolerates an unterminated '[' (it matches up to the end of the pattern) and treats '[]' as
-    a class that matches nothing; both are almost always typos, so they are errors here.
-    """
-    tokens = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\":
-            if i + 1 >= n:
-                return None, "trailing backslash (escape a literal backslash as \\\\)"
-            tokens.append(("lit", pattern[i + 1]))
-            i += 2
-        elif ch == "*":
-            tokens.append(("*",))
-            i += 1
-        elif ch == "?":
-            tokens.append(("?",))
-            i += 1
-        elif ch == "[":
-            j = i + 1
-            if j < n and pattern[j] == "^":
-                j += 1
-            start = j
-            while j < n and pattern[j] != "]":
-                j += 2 if pattern[j] == "\\" and j + 1 < n else 1
-            if j >= n:
-                return None, "unbalanced '[' at position %d (escape a literal bracket as \\[)" % i
-            if j == start:
-                return None, "empty character class '%s' at position %d" % (pattern[i:j + 1], i)
-            tokens.append(("[", pattern[i:j + 1]))
-            i = j + 1
-        else:
-            tokens.append(("lit", ch))
-            i += 1
-    return tokens, None
-
-
-def matches_everything(tokens):
-    """True for patterns that match every key, or every non-empty key: only '*' and at most one '?'."""
-    if not tokens:
-        return True
-    if any(t[0] not in ("*", "?") for t in tokens):
-        return False
-    questions = sum(1 for t in tokens if t[0] == "?")
-    stars = sum(1 for t in tokens if t[0] == "*")
-    return questions == 0 or (questions == 1 and stars > 0)
-
-
-def literal_key(tokens):
-    """The key name when the pattern has no glob token, else None."""
-    if all(t[0] == "lit" for t in tokens):
-        return "".join(t[1] for t in tokens)
-    return None
 
 
 def validate(module):
@@ -278,6 +288,22 @@ def validate(module):
         problems.append("sample_size must not exceed 1000")
     if problems:
         module.fail_json(msg="; ".join(problems))
+    if p["allowed_prefixes"] is not None:
+        if p["state"] != "flushdb":
+            module.fail_json(msg="allowed_prefixes guards state=flushdb only, not state=%s" % p["state"])
+        cleaned = []
+        for raw in p["allowed_prefixes"]:
+            name = str(raw).strip()
+            name = name[:-1] if name.endswith(":") else name
+            if not name or any(ch in name for ch in "*?[]\\: \t"):
+                module.fail_json(msg="allowed_prefixes: %r is not a key prefix (the text before the first ':' of "
+                                     "a key, such as 'cache' or 'session'; no wildcards, spaces or ':'); nothing "
+                                     "was flushed" % raw)
+            cleaned.append(name)
+        if not cleaned:
+            module.fail_json(msg="allowed_prefixes is empty: name at least one key prefix (such as 'cache'); "
+                                 "nothing was flushed")
+        p["allowed_prefixes"] = sorted(set(cleaned))
     if p["state"] != "absent":
         if p["pattern"] not in (None, ""):
             module.fail_json(msg="pattern is only used with state=absent; state=%s empties %s"
@@ -286,13 +312,10 @@ def validate(module):
         return None
     if p["pattern"] is None:
         module.fail_json(msg="state=absent needs a pattern (a Redis glob such as 'cache:*')")
-    tokens, error = parse_glob(p["pattern"])
-    if error:
-        module.fail_json(msg="malformed pattern %r: %s; nothing was deleted" % (p["pattern"], error))
-    if matches_everything(tokens) and not p["allow_all"]:
-        module.fail_json(msg="pattern %r matches every key of database %s; nothing was deleted. Set "
-                             "allow_all: true to delete them all (or use state=flushdb)" % (p["pattern"], p["db"]))
-    return tokens
+    refusal = pattern_refusal(p["pattern"], db=p["db"], allow_all=p["allow_all"])
+    if refusal:
+        module.fail_json(msg=refusal, pattern=p["pattern"], deleted=0)
+    return parse_glob(p["pattern"])[0]
 
 
 def delete_literal(module, client, key):
@@ -306,6 +329,7 @@ def delete_literal(module, client, key):
         matched, batches = deleted, 1
     return dict(changed=(matched if module.check_mode else deleted) > 0, deleted=deleted, matched=matched,
                 matched_exact=True, samples=[decode_key(key)][:p["sample_size"]] if matched else [],
+                prefixes={key_prefix(key): matched} if matched else {}, prefixes_more=0,
                 scan_calls=0, batches=batches, duration_seconds=round(time.monotonic() - start, 3))
 
 
@@ -316,6 +340,7 @@ def delete_pattern(module, client, pattern):
     check = module.check_mode
     stats = dict(deleted=0, matched=0, scan_calls=0, batches=0)
     samples, seen, exact = [], set(), True
+    prefixes = PrefixCounter()
     pending = []
     start = time.monotonic()
     cursor, first = 0, True
@@ -353,10 +378,13 @@ def delete_pattern(module, client, pattern):
                         if len(seen) > DEDUPE_LIMIT:
                             exact, seen = False, set()
                     stats["matched"] += 1
+                    prefixes.add(key)
                     if len(samples) < sample_size:
                         samples.append(key)
             else:
                 stats["matched"] += len(keys)
+                for key in keys:
+                    prefixes.add(key)
                 if len(samples) < sample_size:
                     samples.extend(keys[:sample_size - len(samples)])
                 pending.extend(keys)
@@ -365,17 +393,56 @@ def delete_pattern(module, client, pattern):
                          % (describe_error(exc, p, action="scan/unlink keys on"), stats["deleted"],
                             stats["batches"], stats["scan_calls"]),
                          changed=stats["deleted"] > 0, **stats)
+    top, more = prefixes.top(PREFIXES_SHOWN)
     result = dict(stats, matched_exact=exact if check else False,
-                  samples=[decode_key(k) for k in samples],
+                  samples=[decode_key(k) for k in samples], prefixes=top, prefixes_more=more,
                   duration_seconds=round(time.monotonic() - start, 3))
     result["changed"] = (stats["matched"] if check else stats["deleted"]) > 0
     return result
+
+
+def count_prefixes(client, count):
+    """Keys per prefix of the client's database (one SCAN pass; distinct keys up to DEDUPE_LIMIT)."""
+    prefixes, seen, exact = PrefixCounter(), set(), True
+    for key in client.scan_iter(count=count):
+        if exact:
+            if key in seen:
+                continue
+            seen.add(key)
+            if len(seen) > DEDUPE_LIMIT:
+                exact, seen = False, set()
+        prefixes.add(key)
+    return prefixes
 
 
 def flush(module, client):
     p = module.params
     start = time.monotonic()
     if p["state"] == "flushdb":
+        result = {}
+        if p["count_prefixes"] or p["allowed_prefixes"]:
+            counter = count_prefixes(client, p["scan_count"])
+            result["prefixes"], result["prefixes_more"] = counter.top(PREFIXES_SHOWN)
+            if p["allowed_prefixes"]:
+                allowed = set(p["allowed_prefixes"])
+                foreign = dict(sorted(((k, v) for k, v in counter.counts.items() if k not in allowed),
+                                      key=lambda kv: (-kv[1], kv[0])))  # largest first, as prefixes
+                if counter.overflow:
+                    foreign["(further prefixes)"] = counter.overflow
+                result["foreign_prefixes"] = foreign
+                if foreign:
+                    what = ("db %s holds keys outside the allowed prefixes (%s): %s"
+                            % (p["db"], ", ".join(p["allowed_prefixes"]), format_prefixes(foreign)))
+                    if module.check_mode:
+                        # Check mode predicts: the real run refuses and flushes nothing.
+                        return dict(result, changed=False, refused=True, dbsize=int(client.dbsize()),
+                                    msg="would refuse to flush: %s" % what,
+                                    duration_seconds=round(time.monotonic() - start, 3))
+                    module.fail_json(msg="refused to flush: %s; nothing was flushed. Add them to "
+                                         "allowed_prefixes to flush them too, or delete the allowed prefixes "
+                                         "by pattern (state=absent)" % what,
+                                     changed=False, refused=True, state=p["state"], db=p["db"], **result)
+            result["refused"] = False
         if module.check_mode:
             size = int(client.dbsize())
         else:
@@ -383,7 +450,7 @@ def flush(module, client):
             pipe.dbsize()
             pipe.flushdb(asynchronous=True)
             size = int(pipe.execute()[0])
-        return dict(changed=size > 0, dbsize=size, duration_seconds=round(time.monotonic() - start, 3))
+        return dict(result, changed=size > 0, dbsize=size, duration_seconds=round(time.monotonic() - start, 3))
     if module.check_mode:
         info = client.info("keyspace")
     else:
@@ -394,8 +461,23 @@ def flush(module, client):
     keyspace = {name: int(v.get("keys", 0)) for name, v in sorted(info.items(), key=lambda kv: int(kv[0][2:]))
                 if name.startswith("db") and isinstance(v, dict)}
     total = sum(keyspace.values())
-    return dict(changed=total > 0, dbsize=total, keyspace=keyspace,
-                duration_seconds=round(time.monotonic() - start, 3))
+    result = dict(changed=total > 0, dbsize=total, keyspace=keyspace)
+    if p["count_prefixes"] and module.check_mode:
+        # Per database (only in check mode: after FLUSHALL there is nothing left to count).
+        result["db_prefixes"], merged = {}, PrefixCounter()
+        for name in keyspace:
+            db_client = redis_client(p, client_name="ansible-redis_keys", db=int(name[2:]))
+            try:
+                counter = count_prefixes(db_client, p["scan_count"])
+            finally:
+                db_client.close()
+            result["db_prefixes"][name] = counter.top(PREFIXES_SHOWN)[0]
+            for prefix, n in counter.counts.items():
+                merged.counts[prefix] = merged.counts.get(prefix, 0) + n
+            merged.overflow += counter.overflow
+        result["prefixes"], result["prefixes_more"] = merged.top(PREFIXES_SHOWN)
+    result["duration_seconds"] = round(time.monotonic() - start, 3)
+    return result
 
 
 def main():
@@ -421,15 +503,18 @@ def main():
                 module.fail_json(msg=describe_error(exc, p, action="delete keys on"), **base)
             verb = "would delete" if module.check_mode else "deleted"
             n = result["matched"] if module.check_mode else result["deleted"]
-            msg = "%s %d key(s) matching %r in db %s" % (verb, n, p["pattern"], p["db"])
+            msg = "%s %d key(s) matching %r in db %s (by prefix: %s)" % (verb, n, p["pattern"], p["db"],
+                                                                          format_prefixes(result["prefixes"]))
         else:
             try:
                 result = flush(module, client)
             except Exception as exc:
                 module.fail_json(msg="%s; nothing was flushed" % describe_error(exc, p, action="flush"), **base)
             where = "db %s" % p["db"] if p["state"] == "flushdb" else "all databases"
-            msg = "%s %d key(s) in %s (%s ASYNC)" % ("would flush" if module.check_mode else "flushed",
-                                                    result["dbsize"], where, p["state"].upper())
+            msg = result.pop("msg", None) or "%s %d key(s) in %s (%s ASYNC)" % (
+                "would flush" if module.check_mode else "flushed", result["dbsize"], where, p["state"].upper())
+            if "prefixes" in result:
+                msg += " (by prefix: %s)" % format_prefixes(result["prefixes"])
         base.update(result)
         module.exit_json(msg=msg, **base)
     finally:

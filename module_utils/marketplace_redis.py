@@ -158,3 +158,138 @@ def decode_key(key, limit=200):
     if len(text) > limit:
         text = text[:limit] + "...(%d chars)" % len(text)
     return text
+
+
+# ---------- key patterns and prefixes (pure functions: no Redis needed; the central input check may reuse them) ----
+
+PREFIX_SEPARATOR = ":"
+
+
+def parse_glob(pattern):
+    """Tokenise a Redis glob. Returns (tokens, error). Tokens: ('*',), ('?',), ('[', text), ('lit', ch).
+
+    Redis itself tolerates an unterminated '[' (it matches up to the end of the pattern) and treats '[]' as
+    a class that matches nothing; both are almost always typos, so they are errors here.
+    """
+    tokens = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                return None, "trailing backslash (escape a literal backslash as \\\\)"
+            tokens.append(("lit", pattern[i + 1]))
+            i += 2
+        elif ch == "*":
+            tokens.append(("*",))
+            i += 1
+        elif ch == "?":
+            tokens.append(("?",))
+            i += 1
+        elif ch == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            start = j
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" and j + 1 < n else 1
+            if j >= n:
+                return None, "unbalanced '[' at position %d (escape a literal bracket as \\[)" % i
+            if j == start:
+                return None, "empty character class '%s' at position %d" % (pattern[i:j + 1], i)
+            tokens.append(("[", pattern[i:j + 1]))
+            i = j + 1
+        else:
+            tokens.append(("lit", ch))
+            i += 1
+    return tokens, None
+
+
+def literal_prefix(tokens):
+    """The literal text before the first wildcard ('*', '?' or a '[...]' class)."""
+    out = []
+    for token in tokens:
+        if token[0] != "lit":
+            break
+        out.append(token[1])
+    return "".join(out)
+
+
+def literal_key(tokens):
+    """The key name when the pattern has no wildcard, else None."""
+    if all(t[0] == "lit" for t in tokens):
+        return "".join(t[1] for t in tokens)
+    return None
+
+
+def pattern_refusal(pattern, db=None, allow_all=False):
+    """Why a delete pattern is refused, or None when it may run. Malformed patterns are always refused.
+
+    The rule: a pattern needs a literal key prefix with at least one letter or digit before its first wildcard
+    ('cache:*', 'c*', 'session:abc'), so that it names what it deletes. Without one ('', '*', '**', '?*', '*:*',
+    '[a-z]*', ':*', '*session*') it can match the keys of every prefix in the database, and is refused unless
+    allow_all is set. A pattern without wildcards is one literal key; a key name without a letter or digit
+    ('\\*' is the key named '*', the wildcard escaped) is almost always a mistyped wildcard and is refused too.
+    """
+    where = "database %s" % db if db is not None else "the database"
+    tokens, error = parse_glob(pattern)
+    if error:
+        return "malformed pattern %r: %s; nothing was deleted" % (pattern, error)
+    if allow_all:
+        return None
+    prefix = literal_prefix(tokens)
+    if any(ch.isalnum() for ch in prefix):
+        return None
+    key = literal_key(tokens)
+    if key:
+        return ("pattern %r is the literal key %r (a backslash makes the next character literal), a name without "
+                "a letter or digit; nothing was deleted. If you meant a glob, name the key prefix before the "
+                "wildcard (for example 'cache:*'); to delete exactly that key set allow_all: true"
+                % (pattern, key))
+    return ("pattern %r has no literal key prefix with a letter or digit before its first wildcard, so it can match "
+            "keys of every prefix in %s (sessions, rate limits, config); nothing was deleted. Name the prefix "
+            "(for example 'cache:*'), or set allow_all: true to delete every key it matches (or flush the "
+            "database)" % (pattern, where))
+
+
+def key_prefix(key):
+    """The prefix of a key (bytes or str): the text before the first ':', or the whole name when it has none."""
+    if isinstance(key, (bytes, bytearray)):
+        head = bytes(key).split(PREFIX_SEPARATOR.encode(), 1)[0]
+    else:
+        head = str(key).split(PREFIX_SEPARATOR, 1)[0]
+    return decode_key(head, limit=64)
+
+
+class PrefixCounter:
+    """Keys per prefix, with a bound on the distinct prefixes kept (names of keys without ':' can be many)."""
+
+    def __init__(self, limit=10000):
+        self.counts = {}
+        self.limit = limit
+        self.overflow = 0  # keys whose prefix was not kept (more than `limit` distinct prefixes)
+
+    def add(self, key):
+        prefix = key_prefix(key)
+        if prefix in self.counts:
+            self.counts[prefix] += 1
+        elif len(self.counts) < self.limit:
+            self.counts[prefix] = 1
+        else:
+            self.overflow += 1
+
+    def top(self, n=50):
+        """({prefix: count} of the n largest, largest first, then by name; number of further prefixes)."""
+        ordered = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return dict(ordered[:n]), max(0, len(ordered) - n) + (1 if self.overflow else 0)
+
+
+def format_prefixes(counts, limit=10):
+    """'cache: 1200, session: 40' (largest first), ' and N more' past limit; 'none' when empty."""
+    if not counts:
+        return "none"
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join("%s: %d" % kv for kv in ordered[:limit])
+    if len(ordered) > limit:
+        text += " and %d more prefix(es)" % (len(ordered) - limit)
+    return text

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.helpers.modules import assert_return_documented, load_module, run_module
+from tests.helpers.modules import assert_return_documented, run_module
 
 DB_KEYS = 10      # pattern delete
 DB_FLUSH = 11     # flushdb target
@@ -82,6 +82,8 @@ def test_check_mode_counts_then_deletes_exactly_the_100k(stack_env, db_client, p
     assert dry["matched"] == 100_000 and dry["matched_exact"] is True
     assert dry["deleted"] == 0 and dry["batches"] == 0
     assert 0 < len(dry["samples"]) <= 5 and all(s.startswith("cache:") for s in dry["samples"])
+    assert dry["prefixes"] == {"cache": 100_000} and dry["prefixes_more"] == 0
+    assert "(by prefix: cache: 100000)" in dry["msg"]
     assert db_client.dbsize() == total, "check mode deleted something"
     assert_return_documented("redis_keys", dry)
 
@@ -104,13 +106,44 @@ def test_check_mode_counts_then_deletes_exactly_the_100k(stack_env, db_client, p
     assert db_client.dbsize() == len(OTHER_KEYS)
 
 
-@pytest.mark.parametrize("pattern", ["*", "**", "", "?*", "*?*", "***"])
-def test_match_all_patterns_are_refused_without_allow_all(db_client, params, pattern):
-    _seed(db_client, ["a:1", "b:2", "c:3"])
+# Patterns without a literal key prefix holding a letter or digit before the first wildcard: each can match the
+# keys of every prefix (sessions, rate limits, config). The first six were let through before (only '', '*', '**',
+# '?*'-like patterns were refused); '\\*' (the key named '*', an escaped wildcard) was run as a literal key.
+UNANCHORED = ["*:*", "[a-z]*", "\\*", ":*", "*session*", "??*", "[s]ession:*", "-*",
+              "*", "**", "", "?*", "*?*", "***"]
+
+
+@pytest.mark.parametrize("pattern", UNANCHORED)
+def test_unanchored_patterns_are_refused_without_allow_all(db_client, params, pattern):
+    keys = ["a:1", "b:2", "session:3", "ratelimit:4", "*", "-x"]
+    _seed(db_client, keys)
+    for check_mode in (True, False):
+        result = run_module("redis_keys", dict(params, pattern=pattern), check_mode=check_mode)
+        assert result.get("failed") is True, (pattern, result.get("msg"))
+        assert "allow_all" in result["msg"] and "nothing was deleted" in result["msg"]
+        assert "Traceback" not in result["_raw"]
+        assert _scan_all(db_client) == set(keys)  # the real server: every key still there
+    if pattern == "\\*":
+        assert "literal key '*'" in result["msg"]
+    elif pattern:
+        assert "no literal key prefix with a letter or digit" in result["msg"]
+
+
+@pytest.mark.parametrize("pattern, deleted", [("a*", 2), ("s?ssion:*", 2), ("1*", 1), ("session:[0-9]", 1)])
+def test_patterns_with_a_literal_prefix_run(db_client, params, pattern, deleted):
+    _seed(db_client, ["a:1", "ab", "session:3", "sassion:x", "1:x", "b"])
     result = run_module("redis_keys", dict(params, pattern=pattern))
-    assert result.get("failed") is True
-    assert "allow_all" in result["msg"] and "nothing was deleted" in result["msg"]
-    assert db_client.dbsize() == 3
+    assert not result.get("failed"), result.get("msg")
+    assert result["deleted"] == deleted
+
+
+def test_allow_all_lets_an_unanchored_pattern_and_an_escaped_wildcard_run(db_client, params):
+    _seed(db_client, ["*", "x:1", "y:1"])
+    literal = run_module("redis_keys", dict(params, pattern="\\*", allow_all=True))
+    assert literal["deleted"] == 1 and literal["scan_calls"] == 0
+    assert _scan_all(db_client) == {"x:1", "y:1"}
+    result = run_module("redis_keys", dict(params, pattern="*:*", allow_all=True))
+    assert result["deleted"] == 2 and result["prefixes"] == {"x": 1, "y": 1}
 
 
 def test_allow_all_deletes_the_whole_database_through_scan(db_client, params):
@@ -123,7 +156,7 @@ def test_allow_all_deletes_the_whole_database_through_scan(db_client, params):
 
 def test_patterns_that_do_not_match_all_are_not_mistaken_for_match_all(db_client, params):
     _seed(db_client, ["a", "ab", "abc", "x"])
-    result = run_module("redis_keys", dict(params, pattern="??*"))  # keys of two characters or more
+    result = run_module("redis_keys", dict(params, pattern="a?*"))  # keys of two characters or more from 'a'
     assert not result.get("failed"), result.get("msg")
     assert result["deleted"] == 2
     assert _scan_all(db_client) == {"a", "x"}
@@ -234,6 +267,9 @@ def test_flushall_in_check_mode_reports_every_database_and_deletes_nothing(stack
     assert "db0" in result["keyspace"] and result["dbsize"] >= 1234 + 1
     assert result["dbsize"] == sum(result["keyspace"].values())
     assert_return_documented("redis_keys", result)
+    counted = run_module("redis_keys", dict(redis_params, state="flushall", count_prefixes=True), check_mode=True)
+    assert counted["db_prefixes"][f"db{DB_FLUSH}"] == {"f": 1234}
+    assert_return_documented("redis_keys", counted)
     assert db_client.dbsize() == 1234
     assert _client(stack_env, 0).dbsize() >= db0_size - 50  # only TTL expiry may have happened meanwhile
 
@@ -276,18 +312,76 @@ def test_missing_redis_library_is_named(monkeypatch, params):
 
 
 def test_pattern_helpers():
-    mod = load_module("redis_keys")
-    everything = ["", "*", "**", "?*", "*?", "*?**"]
-    not_everything = ["cache:*", "??*", "?", "[a]*", "\\*", "*x*"]
-    for pattern in everything:
-        tokens, error = mod.parse_glob(pattern)
-        assert error is None and mod.matches_everything(tokens), pattern
-    for pattern in not_everything:
-        tokens, error = mod.parse_glob(pattern)
-        assert error is None and not mod.matches_everything(tokens), pattern
-    assert mod.literal_key(mod.parse_glob("a\\*b\\[c")[0]) == "a*b[c"
-    assert mod.literal_key(mod.parse_glob("a*")[0]) is None
-    assert mod.parse_glob("[\\]]x")[1] is None  # an escaped ']' inside a class
+    from ansible.module_utils import marketplace_redis as mr
+
+    refused = ["", "*", "**", "?*", "*?", "*?**", "*:*", "[a-z]*", "\\*", "??*", "?", "[a]*", "*x*", ":*"]
+    allowed = ["cache:*", "c*", "a?*", "x", "cache:listing:1", "session:[0-9]*", "9*", "\\*x"]
+    for pattern in refused:
+        assert mr.pattern_refusal(pattern, db=1), pattern
+        assert mr.pattern_refusal(pattern, db=1, allow_all=True) is None, pattern
+    for pattern in allowed:
+        assert mr.pattern_refusal(pattern, db=1) is None, pattern
+    assert "malformed" in mr.pattern_refusal("cache:[", allow_all=True)
+    assert mr.literal_key(mr.parse_glob("a\\*b\\[c")[0]) == "a*b[c"
+    assert mr.literal_key(mr.parse_glob("a*")[0]) is None
+    assert mr.parse_glob("[\\]]x")[1] is None  # an escaped ']' inside a class
+    assert mr.key_prefix(b"cache:listing:1") == "cache" and mr.key_prefix("meta") == "meta"
+    assert mr.format_prefixes({"session": 40, "cache": 1200, "config": 2}) == "cache: 1200, session: 40, config: 2"
+    counter = mr.PrefixCounter(limit=2)
+    for key in (b"a:1", b"a:2", b"b:1", b"c:1"):
+        counter.add(key)
+    assert counter.top() == ({"a": 2, "b": 1}, 1)
+
+
+@pytest.mark.parametrize("db_client", [DB_FLUSH], indirect=True)
+def test_flushdb_with_allowed_prefixes_refuses_a_database_holding_other_prefixes(db_client, redis_params):
+    """The cache database also holds sessions and rate limits: the guarded flush refuses, nothing goes."""
+    cache = [f"cache:listing:{i}" for i in range(300)]
+    others = [f"session:{i}" for i in range(40)] + [f"ratelimit:{i}" for i in range(3)] + ["config:app", "meta"]
+    _seed(db_client, cache + others)
+    args = dict(redis_params, db=DB_FLUSH, state="flushdb", allowed_prefixes=["cache"])
+
+    dry = run_module("redis_keys", args, check_mode=True)
+    assert not dry.get("failed"), dry.get("msg")
+    assert dry["refused"] is True and dry["changed"] is False
+    assert dry["prefixes"] == {"cache": 300, "session": 40, "ratelimit": 3, "config": 1, "meta": 1}
+    assert dry["foreign_prefixes"] == {"session": 40, "ratelimit": 3, "config": 1, "meta": 1}
+    assert "would refuse" in dry["msg"] and "session: 40" in dry["msg"]
+    assert_return_documented("redis_keys", dry)
+
+    real = run_module("redis_keys", args)
+    assert real.get("failed") is True and real["refused"] is True
+    assert "nothing was flushed" in real["msg"] and "ratelimit: 3" in real["msg"]
+    assert _scan_all(db_client) == set(cache + others)
+
+    wider = run_module("redis_keys", dict(args, allowed_prefixes=["cache", "session:", "ratelimit", "config", "meta"]))
+    assert not wider.get("failed"), wider.get("msg")
+    assert wider["refused"] is False and wider["dbsize"] == len(cache + others)
+    assert db_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("db_client", [DB_FLUSH], indirect=True)
+def test_flushdb_with_allowed_prefixes_flushes_a_cache_only_database(db_client, redis_params):
+    _seed(db_client, [f"cache:{i}" for i in range(500)])
+    args = dict(redis_params, db=DB_FLUSH, state="flushdb", allowed_prefixes=["cache"])
+    dry = run_module("redis_keys", args, check_mode=True)
+    assert dry["refused"] is False and dry["foreign_prefixes"] == {} and dry["prefixes"] == {"cache": 500}
+    assert "would flush 500 key(s) in db 11" in dry["msg"] and "(by prefix: cache: 500)" in dry["msg"]
+    real = run_module("redis_keys", args)
+    assert not real.get("failed"), real.get("msg")
+    assert real["dbsize"] == 500 and db_client.dbsize() == 0
+
+
+@pytest.mark.parametrize("allowed, fragment", [
+    (["ca*"], "is not a key prefix"), ([""], "is not a key prefix"), (["a b"], "is not a key prefix"),
+    ([], "allowed_prefixes is empty"),
+])
+@pytest.mark.parametrize("db_client", [DB_FLUSH], indirect=True)
+def test_bad_allowed_prefixes_fail_and_flush_nothing(db_client, redis_params, allowed, fragment):
+    _seed(db_client, ["cache:1", "session:1"])
+    result = run_module("redis_keys", dict(redis_params, db=DB_FLUSH, state="flushdb", allowed_prefixes=allowed))
+    assert result.get("failed") is True and fragment in result["msg"]
+    assert db_client.dbsize() == 2
 
 
 def test_acl_user_without_unlink_fails_clearly_and_deletes_nothing(db_client, params, redis_client):
