@@ -63,9 +63,12 @@ options:
     description: Free text recorded in the manifest (for example C(pre-deploy 1.4.0)).
     type: str
   file_mode:
-    description: Mode of the committed files.
+    description:
+      - Mode of the committed files. They are created with it (owner-only C(0600) by default, as a dump holds every
+        row, API key hashes included); a missing O(backup_dir) is created C(0700). An existing O(backup_dir)
+        that group or others can enter is reported as a C(backup_dir_mode) warning, not changed.
     type: str
-    default: "0640"
+    default: "0600"
   clean_leftovers:
     description: Remove temp files and manifest-less backup files of earlier runs that no running backup holds.
     type: bool
@@ -188,7 +191,7 @@ def build_argument_spec():
         compress=dict(type="int"),
         lock_wait_timeout=dict(type="int", default=60),
         label=dict(type="str"),
-        file_mode=dict(type="str", default="0640"),
+        file_mode=dict(type="str", default="0600"),
         clean_leftovers=dict(type="bool", default=True),
     )
     return spec
@@ -245,7 +248,9 @@ def main():
     try:
         file_mode = int(p["file_mode"], 8)
     except ValueError:
-        module.fail_json(msg="file_mode must be an octal mode such as 0640")
+        file_mode = -1
+    if not 0 <= file_mode <= 0o777 or not file_mode & 0o600 == 0o600:
+        module.fail_json(msg="file_mode must be an octal mode such as 0600 that lets the owner read and write")
     started_mono = time.monotonic()
     timings = {}
     directory = p["backup_dir"]
@@ -269,7 +274,7 @@ def main():
 
     if not os.path.isdir(directory) and not module.check_mode:
         try:
-            os.makedirs(directory, mode=0o750, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
         except OSError as exc:
             module.fail_json(msg="cannot create the backup directory %s: %s" % (directory, exc.strerror or exc))
     name = new_name(directory if os.path.isdir(directory) else "/nonexistent", p["database"])
@@ -299,7 +304,7 @@ def main():
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     dump_started = False
     try:
-        lock_fd = os.open(tmp_dump, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        lock_fd = os.open(tmp_dump, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)  # pg_dump writes into this file
         import fcntl
 
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -375,7 +380,8 @@ def main():
         temps.append(tmp_sum)
         tmp_manifest = write_temp(directory, name, ".manifest", json.dumps(manifest, indent=2) + "\n", file_mode)
         temps.append(tmp_manifest)
-        os.fchmod(lock_fd, file_mode)
+        if file_mode != 0o600:  # created 0600; another mode only when the operator asked for one
+            os.fchmod(lock_fd, file_mode)
         # Commit: dump, checksum, then the manifest (the marker that makes it a backup).
         os.rename(tmp_dump, final["dump"])
         temps.remove(tmp_dump)
@@ -423,6 +429,14 @@ def main():
              message=("row counts recorded for %d tables" % len(counts)) if not missing else
              "row counts recorded; not counted: %s" % "; ".join("%s (%s)" % kv for kv in missing.items())),
     ]
+    try:
+        dir_mode = os.stat(directory).st_mode & 0o777
+    except OSError:
+        dir_mode = None
+    if dir_mode is not None and dir_mode & 0o077:
+        checks.append(dict(name="backup_dir_mode", component="postgres", status="warning", value="%04o" % dir_mode,
+                           threshold="0700", message="the backup directory %s is %04o: group or others can enter it "
+                           "(chmod 0700 it; the backups themselves are %s)" % (directory, dir_mode, p["file_mode"])))
     module.exit_json(changed=True, name=name, paths=final, manifest=manifest, checks=checks,
                      leftovers_removed=removed, leftovers_kept=kept, timings=timings, tools=tools_desc)
 

@@ -29,7 +29,7 @@ STAMP = "%Y%m%dT%H%M%SZ"
 def new_backup_dir(tag: str) -> Path:
     """A private sub-directory of the stack's backup directory (mounted in the postgres container)."""
     path = BACKUP_ROOT / f"test-{tag}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True, mode=0o750)
+    path.mkdir(parents=True, mode=0o700)
     return path
 
 

@@ -9,6 +9,7 @@ import base64
 import datetime
 import hashlib
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -55,6 +56,7 @@ def test_without_confirm_db_backup_describes_and_writes_nothing(backup_dir):
 
 
 def test_db_backup_leaves_a_dump_a_manifest_and_a_checksum_that_match(backup_dir, stack_env):
+    parent, backup_dir = backup_dir, backup_dir / "fresh"  # a directory the backup creates
     result = _backup(backup_dir)
     assert result.rc == 0, result.stdout[-3000:]
     assert_no_traceback(result)
@@ -63,6 +65,10 @@ def test_db_backup_leaves_a_dump_a_manifest_and_a_checksum_that_match(backup_dir
     name = names[0]
     files = sorted(p.name for p in backup_dir.iterdir())
     assert files == sorted([f"{name}.dump", f"{name}.dump.sha256", f"{name}.manifest.json"])  # no temp file left
+    # owner-only: the directory is created 0700, the dump, checksum and manifest 0600
+    assert stat.S_IMODE(backup_dir.stat().st_mode) == 0o700
+    assert {f: oct(stat.S_IMODE((backup_dir / f).stat().st_mode)) for f in files} == {f: oct(0o600) for f in files}
+    assert all(c["name"] != "backup_dir_mode" for c in result.report["checks"])
     m = bk.manifest(backup_dir, name)
     dump = backup_dir / f"{name}.dump"
     digest = bk.sha256(dump)
@@ -79,7 +85,7 @@ def test_db_backup_leaves_a_dump_a_manifest_and_a_checksum_that_match(backup_dir
     assert m["verified"]["pg_restore_list"] is True
     assert {"public.orders", "public.payments", "public.audit_events"} <= set(m["toc"]["tables"])
     # pg_restore -l of the committed file, in the container, lists what the manifest says
-    rc, out = bk.container_exec("postgres", ["pg_restore", "-l", f"/backups/{backup_dir.name}/{name}.dump"])
+    rc, out = bk.container_exec("postgres", ["pg_restore", "-l", f"/backups/{parent.name}/fresh/{name}.dump"])
     assert rc == 0 and "TABLE DATA public orders" in out
     report = result.report
     assert report["status"] == "ok" and report["severity"] is None
