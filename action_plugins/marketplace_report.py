@@ -82,11 +82,14 @@ class ActionModule(ActionBase):
         del tmp
         report = _module_utils("marketplace_report")
 
-        # Validate like AnsibleModule: the same spec, messages and masking of no_log values (``redact``).
+        # Validate like MarketplaceModule: the same spec, messages and masking of no_log values (``redact``, and
+        # the secrets early_no_log_values finds in the raw arguments, such as a URL's password, before validation).
         params = self._module_args()
-        validation = ArgumentSpecValidator(report.build_argument_spec()).validate(params)
+        spec = report.build_argument_spec()
+        no_log_values = _module_utils("marketplace_common").early_no_log_values(params, spec)
+        validation = ArgumentSpecValidator(spec).validate(params)
         params.update(validation.validated_parameters)
-        no_log_values = validation._no_log_values  # what AnsibleModule masks, too
+        no_log_values.update(validation._no_log_values)  # what AnsibleModule masks, too
         if validation.error_messages:
             msg = validation.errors.msg
             if isinstance(validation.errors[0], UnsupportedError):

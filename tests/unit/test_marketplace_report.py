@@ -158,6 +158,7 @@ def _cases(out: Path) -> dict[str, tuple[dict, bool]]:
         "secret_in_host": ({**base, "host": "h-" + SECRET, "redact": [SECRET]}, False),
         "missing_host": ({"playbook": "x", "report_dir": str(out)}, False),
         "bad_choice": ({**base, "status": "bad", "redact": [SECRET]}, False),
+        "url_password_refused": ({**base, "status": "bad", "summary": "db postgresql://app:%s@db/x" % SECRET}, False),
         "unsupported": ({**base, "bogus": 1}, False),
         "check_without_name": ({**base, "checks": [{"status": "ok"}]}, False),
         "check_bad_status": ({**base, "checks": [{"name": "n", "status": "fine"}]}, False),
