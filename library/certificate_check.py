@@ -100,7 +100,7 @@ chain_length:
 import datetime
 import ipaddress
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 try:
     from cryptography import x509
@@ -229,7 +229,7 @@ def judge(cert_pem: bytes, key_pem: bytes | None, domain: str, min_days_valid: i
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     if not HAS_CRYPTOGRAPHY:
         module.fail_json(msg="the Python library cryptography is required on the target")
     p = module.params

@@ -75,11 +75,21 @@ def assert_masked(result, case):
     assert not leaked, "%s: secret(s) in the failed result: %s" % (case, raw[:3000])
 
 
+# Modules that take no secret and no URL (host_resources: sections and thresholds; certificate_check: file paths
+# only, never key material in its result) and the central input check of the public extra vars (validate_inputs).
+NO_SECRET_OPTIONS = {"host_resources", "certificate_check", "validate_inputs"}
+
+
 def test_every_module_has_a_case():
-    """host_resources takes no secret and no URL; validate_inputs (the central input check) masks nothing of
-    its own; certificate_check takes file paths only and never returns key material: every other module is
-    covered below."""
-    assert set(CASES) == set(library_modules()) - {"host_resources", "validate_inputs", "certificate_check"}
+    """A new module needs a case here (or a place in NO_SECRET_OPTIONS)."""
+    assert set(CASES) == set(library_modules()) - NO_SECRET_OPTIONS
+
+
+def test_every_module_is_a_marketplace_module():
+    """Every module of library/ but the input check is built with MarketplaceModule (masking before any failure)."""
+    plain = [name for name in library_modules() if name != "validate_inputs"
+             and "MarketplaceModule(argument_spec" not in (ROOT / "library" / (name + ".py")).read_text()]
+    assert not plain, "built with AnsibleModule: %s" % plain
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
