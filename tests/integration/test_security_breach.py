@@ -143,44 +143,6 @@ def breach(stack_env, pg_dsn):
 
 # ---------- tests ----------
 
-UNSAFE = [
-    ("0.0.0.0/0", "would block every IPv4 address"),
-    ("999.1.1.1", "is not a valid IPv4/IPv6 address"),
-    ("127.0.0.1", "is a loopback address"),
-    ("::/0", "would block every IPv6 address"),
-    ("own-address", "is an address of the target demo"),
-]
-
-
-@pytest.mark.destructive
-@pytest.mark.parametrize("entry, reason", UNSAFE, ids=[u[0] for u in UNSAFE])
-def test_unsafe_entries_are_refused_before_anything_changes(breach, pg_dsn, entry, reason):
-    if entry == "own-address":
-        entry = own_global_ipv4()
-        if not entry:
-            pytest.skip("this machine has no global IPv4 address")
-    before = secrets_now()
-    # A valid address and an API key ride along: the refusal must stop them too, even with confirm=true.
-    result = run("emergency-security-breach",
-                 extravars={"confirm": True, "block_ips": [TEST_IP, entry], "revoke_api_keys": [KEY]})
-    assert result.rc != 0, result.stdout[-3000:]
-    message = f"'{entry}' {reason}"
-    assert message in result.stdout, result.stdout[-3000:]
-    assert "Nothing was changed" in result.stdout
-    rep = result.report
-    assert rep["status"] == "critical" and message in rep["summary"]
-    inputs = check_by_name(rep, "breach_inputs")
-    assert inputs["status"] == "critical"
-    assert [r["entry"] for r in inputs["value"]["refused_ips"]] == [entry]
-    assert not any(a["changed"] for a in rep["actions"])
-    assert [t["step"] for t in rep["timeline"]] == ["validate"]
-    # nothing changed: no block, same secret, key still valid
-    assert TEST_IP not in nft_blocked()
-    assert secrets_now()["JWT_SECRET"] == before["JWT_SECRET"]
-    assert not key_revoked(pg_dsn, KEY)
-    assert_no_traceback(result)
-
-
 def test_without_confirm_or_in_check_mode_nothing_changes(breach, pg_dsn):
     port = breach
     before = secrets_now()
@@ -342,12 +304,18 @@ def test_dry_run_reads_ssh_connection_on_the_target_without_the_environment(brea
 
 @pytest.mark.destructive
 def test_bad_role_inputs_are_refused_and_nothing_changes(breach, pg_dsn):
-    """The bad-input matrix at the role level (security_block_ips / security_revoke_api_keys are the role's own
-    variables, so the central check of block_ips/revoke_api_keys does not hide the role's own refusals)."""
+    """Every unsafe entry is refused before anything changes, even with confirm=true and a valid address and API key
+    riding along; one run for the whole matrix. The role's own variables (security_block_ips,
+    security_revoke_api_keys) are used: the playbook's central check of block_ips/revoke_api_keys would otherwise
+    stop the run before the role's own (defence in depth) refusals can be seen."""
     before = secrets_now()
     evidence_dir = Path(stackenv.ROOT) / "reports" / "emergency-security-breach" / "evidence"
     bundles_before = set(evidence_dir.glob("*")) if evidence_dir.exists() else set()
     bad_ips = {
+        "0.0.0.0/0": "would block every IPv4 address",
+        "::/0": "would block every IPv6 address",
+        "999.1.1.1": "is not a valid IPv4/IPv6 address",
+        "127.0.0.1": "is a loopback address",
         "::ffff:127.0.0.1": "is a loopback address",
         "fe80::1%eth0": "carries a zone id (%eth0)",
         "2001:db8::/16": "is broader than /32",
@@ -356,14 +324,20 @@ def test_bad_role_inputs_are_refused_and_nothing_changes(breach, pg_dsn):
         "evil.example.com": "is not a valid IPv4/IPv6 address or CIDR network (hostnames are not accepted)",
         "": "is empty",
     }
+    own = own_global_ipv4()
+    if own:
+        bad_ips[own] = "is an address of the target demo"
     bad_keys = {"a*": "'a*' is too broad", "**": "'**' would select every key"}
     result = run("emergency-security-breach", extravars={
         "confirm": True, "security_block_ips": [TEST_IP, *bad_ips], "security_revoke_api_keys": [KEY, *bad_keys]},
         envvars={"SSH_CONNECTION": SSH_CONNECTION})
     assert result.rc != 0, result.stdout[-3000:]
+    assert "Nothing was changed" in result.stdout and "'999.1.1.1' is not a valid IPv4/IPv6 address" in result.stdout
     rep = result.report
     assert rep["status"] == "critical"
-    refused = {r["entry"]: r["reason"] for r in check_by_name(rep, "breach_inputs")["value"]["refused_ips"]}
+    inputs = check_by_name(rep, "breach_inputs")
+    assert inputs["status"] == "critical" and inputs["value"]["key_errors"]
+    refused = {r["entry"]: r["reason"] for r in inputs["value"]["refused_ips"]}
     assert set(refused) == set(bad_ips), refused
     for entry, reason in bad_ips.items():
         assert reason in refused[entry], (entry, refused[entry])
@@ -435,6 +409,37 @@ def attacker_net():
             subprocess.run(["ip", "link", "del", dev], capture_output=True)
         for ns in (NETNS_ATTACKER, NETNS_CONTAINER):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture()
+def iptables_clean():
+    """Remove the iptables rules the iptables test adds (and iptables-nft's tables when it created them)."""
+    tables_before = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    yield
+    for chain in ("INPUT", "FORWARD", "DOCKER-USER"):
+        while subprocess.run(["iptables", "-D", chain, "-s", f"{TEST_IP}/32", "-m", "comment", "--comment", TABLE,
+                              "-j", "DROP"], capture_output=True).returncode == 0:
+            pass
+    for family in ("ip", "ip6"):
+        if f"table {family} filter" not in tables_before:
+            subprocess.run(["nft", "delete", "table", family, "filter"], capture_output=True)
+
+
+@pytest.mark.destructive
+def test_iptables_block_drops_input_and_forwarded_traffic(breach, attacker_net, iptables_clean):
+    """Defect 7 with security_firewall_backend=iptables: INPUT and FORWARD (DOCKER-USER where Docker has it)."""
+    host, container = attacker_net["host"], attacker_net["container"]
+    assert _connects(*host) and _connects(*container)
+    result = run("emergency-security-breach", tags="security_block_ips",
+                 extravars={"confirm": True, "block_ips": [TEST_IP], "security_firewall_backend": "iptables"})
+    assert result.rc == 0, result.stdout[-3000:]
+    check = check_by_name(result.report, "breach_block_ips")
+    assert check["status"] == "ok", check
+    coverage = check["value"]["coverage"]
+    assert coverage["firewall"] == "iptables" and coverage["chains"] == ["INPUT", "FORWARD"]
+    assert coverage["docker_published_ports"] is True and "no DOCKER-USER chain" in check["message"]
+    assert not _connects(*host) and not _connects(*container)
+    assert_no_traceback(result)
 
 
 @pytest.mark.destructive
