@@ -189,11 +189,12 @@ def test_p0_restart_that_does_not_heal_fails_and_records_the_rollback_step(stack
         recreate_backend_without_jwt(tmp_path)
         created = [c.id for c in backend_containers()]
         # The rollback runs the deploy role (deploy_action=rollback); a version it refuses keeps it from touching
-        # the shared stack and shows the step recorded as unavailable with the deploy role's reason.
+        # the shared stack and shows the step recorded as unavailable with the deploy role's reason. (Set through the
+        # role's variable: the playbook's input check refuses such a public `version` before anything runs.)
         # (It never turns healthy, so a short wait proves the same: 4 s, polled every 2 s.)
         result = run("incident-p0", extravars={"services": ["backend"], "confirm": True, "incident_run_health": False,
                                                "incident_health_timeout": 4, "incident_health_interval": 2,
-                                               "version": "@@no-such-version"})
+                                               "deploy_version": "@@no-such-version"})
         if [c.id for c in backend_containers()] != created or backend_has_jwt():
             return None
         assert result.rc != 0 and result.status == "failed"
