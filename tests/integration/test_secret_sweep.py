@@ -59,8 +59,8 @@ BAD = {
     "incident-p1": {"scale_backend": 0},
     "troubleshoot-db-connections": {"terminate": "bogus"},
     "troubleshoot-startup": {"marketplace_db_port": 0},
-    "troubleshoot-memory": {"marketplace_redis_port": 0},
-    "troubleshoot-cpu": {"marketplace_db_port": 0},
+    "troubleshoot-memory": {"marketplace_redis_port": 0, "troubleshoot_sample_seconds": -1},
+    "troubleshoot-cpu": {"marketplace_db_port": 0, "troubleshoot_sample_seconds": -1},
     "ssl-renew": {"confirm": "maybe"},
     "emergency-security-breach": {"block_ips": "::ffff:127.0.0.1"},
 }
@@ -181,11 +181,13 @@ def test_no_secret_in_any_artifact_of_any_playbook(stack_env, sweep_inventory, m
     elapsed = time.monotonic() - started
 
     problems, summary = [], []
-    for (pb, kind, _extravars, check, _tags), result in results:
+    for (pb, kind, extravars, check, _tags), result in results:
         summary.append("%-28s %-6s%s rc=%d %s %.1fs" % (pb, kind, " --check" if check else "", result.rc,
                                                        result.status, result.duration_s))
         if not result.events:
             problems.append("%s %s: did not run (rc %d)" % (pb, kind, result.rc))
+        if kind == "bad" and result.rc == 0:
+            problems.append("%s bad: the bad input %s was accepted (rc 0)" % (pb, sorted(extravars)))
         problems += ["%s %s: %s" % (pb, kind, hit) for hit in find_secrets(secrets, [result.artifact_dir])]
     problems += ["reports: %s" % hit for hit in find_secrets(secrets, [reports])]
     # The sweep's report directory did receive what it is meant to check: a report of every normal run that
