@@ -189,7 +189,7 @@ def test_api_health_is_503_while_redis_is_stopped(urls):
     with faults.service_stopped("redis"):
         status, body = poll_status(urls["http"] + "/api/health", 503, timeout=30)
         assert status == 503, body
-        assert '"redis":{"status":"error"' in body and '"database":{"status":"ok"}' in body
+        assert '"redis":{"status":"down"}' in body and '"database":{"status":"ok"}' in body
     status, body = poll_status(urls["http"] + "/api/health", 200, timeout=60)
     assert status == 200, body
 
