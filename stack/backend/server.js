@@ -47,6 +47,24 @@ redis.on('error', (err) => {
   }
 });
 redis.connect().catch((err) => log('ERROR', `redis connect: ${err.message}`));
+// The response cache (cache:* keys) has its own Redis database (REDIS_CACHE_URL, db 1 in the reference stack),
+// so that emptying the cache (FLUSHDB) never takes the sessions, rate limits and config of REDIS_URL's db with it.
+// Without REDIS_CACHE_URL the cache shares REDIS_URL's client and database.
+const cacheRedis = process.env.REDIS_CACHE_URL && process.env.REDIS_CACHE_URL !== process.env.REDIS_URL
+  ? createClient({
+    url: process.env.REDIS_CACHE_URL,
+    socket: { connectTimeout: 2000, reconnectStrategy: (n) => Math.min(n * 200, 2000) },
+  })
+  : redis;
+if (cacheRedis !== redis) {
+  cacheRedis.on('error', (err) => {
+    if (!cacheRedis.lastErrorLogged || Date.now() - cacheRedis.lastErrorLogged > 10000) {
+      cacheRedis.lastErrorLogged = Date.now();
+      log('ERROR', `redis cache: ${err.message}`);
+    }
+  });
+  cacheRedis.connect().catch((err) => log('ERROR', `redis cache connect: ${err.message}`));
+}
 
 function withTimeout(promise, ms, what) {
   let timer;
@@ -163,15 +181,15 @@ app.get('/metrics', (req, res) => {
 });
 
 async function cached(key, ttl, load) {
-  if (redis.isReady) {
+  if (cacheRedis.isReady) {
     try {
-      const hit = await withTimeout(redis.get(key), 1000, 'redis');
+      const hit = await withTimeout(cacheRedis.get(key), 1000, 'redis');
       if (hit !== null) return { data: JSON.parse(hit), cache: 'HIT' };
     } catch (err) { log('ERROR', `cache read ${key}: ${err.message}`); }
   }
   const data = await load();
-  if (redis.isReady) {
-    try { await withTimeout(redis.set(key, JSON.stringify(data), { EX: ttl }), 1000, 'redis'); } catch (err) { log('ERROR', `cache write ${key}: ${err.message}`); }
+  if (cacheRedis.isReady) {
+    try { await withTimeout(cacheRedis.set(key, JSON.stringify(data), { EX: ttl }), 1000, 'redis'); } catch (err) { log('ERROR', `cache write ${key}: ${err.message}`); }
   }
   return { data, cache: 'MISS' };
 }
@@ -306,6 +324,7 @@ function shutdown(sig) {
   setTimeout(() => process.exit(0), 3000).unref();
   pool.end().catch(() => {});
   redis.quit().catch(() => {});
+  if (cacheRedis !== redis) cacheRedis.quit().catch(() => {});
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));
