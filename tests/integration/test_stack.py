@@ -74,10 +74,20 @@ def test_postgres_refuses_a_wrong_password(stack_env):
 
 
 def test_redis_holds_app_shaped_keys(redis_client, stack_env):
-    cache = list(redis_client.scan_iter(match="cache:*", count=1000))
+    import redis
+
+    # The response cache has its own database (REDIS_CACHE_DB, default 1); sessions & co stay in db 0.
+    cache_client = redis.Redis(host=stack_env["BIND_ADDRESS"], port=int(stack_env["REDIS_PORT"]),
+                               password=stack_env["REDIS_PASSWORD"], db=int(stack_env.get("REDIS_CACHE_DB", "1")),
+                               socket_timeout=10, decode_responses=True)
+    try:
+        cache = list(cache_client.scan_iter(match="cache:*", count=1000))
+        assert len(cache) >= 100
+        assert cache_client.ttl(cache[0]) > 0 and redis_client.ttl(cache[0]) == -2  # not in db 0
+    finally:
+        cache_client.close()
     sessions = list(redis_client.scan_iter(match="session:*", count=1000))
-    assert len(cache) >= 100 and len(sessions) >= 100
-    assert redis_client.ttl(cache[0]) > 0
+    assert len(sessions) >= 100
     cfg = redis_client.config_get("maxmemory*")
     assert int(cfg["maxmemory"]) > 0 and cfg["maxmemory-policy"] == stack_env["REDIS_MAXMEMORY_POLICY"]
 
