@@ -215,8 +215,10 @@ def validate_regex(value, name="pattern"):
     return value
 
 
-RELATIVE = re.compile(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+")
-# docker logs --since/--until: RFC 3339 times, Unix timestamps, relative durations (10m, 1h30m).
+RELATIVE = re.compile(r"(\d+(\.\d+)?(ns|us|ms|s|m|h|d|w))+")
+# As compose_logs reads them (and docker logs --since/--until): seconds ago (300), a duration (15m, 1h30m, 7d), a
+# Unix time (a number of 1,000,000,000 or more) or an ISO 8601 time. A time in the future is refused.
+UNIX_TIME_FROM = 1_000_000_000
 MAX_FUTURE_S = 86400
 
 
@@ -229,21 +231,18 @@ def validate_time(value, name="since", now=None):
     if not text:
         raise InputError("%s is empty" % name)
     now = time.time() if now is None else now
-    if text == "now":
-        return text
-    if RELATIVE.fullmatch(text):
+    if text == "now" or RELATIVE.fullmatch(text):
         return text
     if re.fullmatch(r"\d+(\.\d+)?", text):
         stamp = float(text)
-        if stamp > now + MAX_FUTURE_S:
-            raise InputError("%s %s is a Unix time in the future (%s UTC)" % (
-                name, text, _year_text(stamp)))
+        if stamp >= UNIX_TIME_FROM and stamp > now + MAX_FUTURE_S:
+            raise InputError("%s %s is a Unix time in the future (%s UTC)" % (name, text, _year_text(stamp)))
         return text
     try:
         parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
-        raise InputError("%s %s is not a time: give an ISO 8601 time (2026-12-01T02:00:00Z), a Unix time or a "
-                         "duration back from now (10m, 2h)" % (name, _shown(text))) from None
+        raise InputError("%s %s is not a time: give seconds ago (300), a duration (15m, 24h, 7d), a Unix time or an "
+                         "ISO 8601 time (2026-12-01T02:00:00Z)" % (name, _shown(text))) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=datetime.timezone.utc)  # noqa: UP017 (targets may run Python < 3.11)
     if parsed.timestamp() > now + MAX_FUTURE_S:
@@ -253,7 +252,8 @@ def validate_time(value, name="since", now=None):
 
 def _year_text(stamp):
     try:
-        return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)  # noqa: UP017 (targets may run Python < 3.11).strftime("%Y-%m-%dT%H:%M:%S")
+        moment = datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)  # noqa: UP017 (targets: Python < 3.11)
+        return moment.strftime("%Y-%m-%dT%H:%M:%S")
     except (OverflowError, OSError, ValueError):
         return "beyond year 9999"
 
@@ -343,7 +343,7 @@ INPUTS = {
     "services": dict(type="list", check=lambda v: parse_name_list(v, "services"),
                      description="compose services (default: all)"),
     "since": dict(type="str", check=lambda v: validate_time(v, "since"),
-                  description="log window start: ISO 8601 time, Unix time or duration back from now (10m)"),
+                  description="log window start: seconds ago, a duration (15m, 7d), a Unix time or ISO 8601"),
     "until": dict(type="str", check=lambda v: validate_time(v, "until"), description="log window end (as since)"),
     "tail": dict(type="int", check=validate_tail, description="last N lines per service (or all)"),
     "logs_pattern": dict(type="str", check=lambda v: validate_regex(v, "pattern"),

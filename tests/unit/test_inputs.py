@@ -138,6 +138,9 @@ def test_since_future_unix_time_refused_and_iso_accepted():
     assert inputs.validate_time("2026-12-01T02:00:00Z", "since", now=time.time()) == "2026-12-01T02:00:00Z"
     assert inputs.validate_time("10m", "since") == "10m"
     assert inputs.validate_time("1h30m", "since") == "1h30m"
+    assert inputs.validate_time("7d", "since") == "7d" and inputs.validate_time("300", "since") == "300"
+    with pytest.raises(InputError, match="5138-11-16"):
+        inputs.validate_time("99999999999", "until")
     assert inputs.validate_time(str(int(time.time()) - 60), "since")
     with pytest.raises(InputError, match="not a time"):
         inputs.validate_time("yesterday", "since")
