@@ -46,8 +46,8 @@ inputs:
   type: dict
 """
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.marketplace_inputs import refusal, task_argument_spec, validate_inputs
+from ansible.module_utils.marketplace_module import MarketplaceModule
 
 
 def build_argument_spec():
@@ -55,7 +55,7 @@ def build_argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=build_argument_spec(), supports_check_mode=True)
+    module = MarketplaceModule(argument_spec=build_argument_spec(), supports_check_mode=True)
     normalised, errors = validate_inputs(module.params["playbook"], module.params["values"] or {})
     if errors:
         module.fail_json(msg=refusal(module.params["playbook"], errors), errors=errors, inputs={})

@@ -167,6 +167,8 @@ def validate_db_name(value, name="database", live=None):
     return text
 
 
+# A Redis key prefix as the cache role counts them: the text before the first ':' (no wildcards, no spaces).
+KEY_PREFIX = re.compile(r"[^\s*?\[\]\\:]{1,100}")
 GLOB_SPECIAL = "*?["
 
 
@@ -350,6 +352,8 @@ INPUTS = {
                          description="regular expression the log lines must match"),
     "cache_pattern": dict(type="str", check=lambda v: validate_redis_pattern(v, True, "pattern"),
                           description="glob of the cache keys to delete (cache:listings:*)"),
+    "include_prefixes": dict(type="list", check=lambda v: parse_name_list(v, "include_prefixes", KEY_PREFIX),
+                             description="key prefixes besides the cache's that scope=cache_db may flush"),
     "scope": dict(type="str", check=lambda v: validate_choice(v, ("cache_db", "all"), "scope"),
                   description="cache_db (FLUSHDB ASYNC of the cache db) or all (FLUSHALL)"),
     "version": dict(type="str", check=validate_version, description="image tag to deploy or roll back to"),
@@ -383,7 +387,7 @@ PLAYBOOK_INPUTS = {
     "backup-verify": {"backup": "backup"},
     "cache-status": {},
     "cache-clear": {"confirm": "confirm", "pattern": "cache_pattern", "allow_all": "allow_all"},
-    "cache-flush": {"confirm": "confirm", "scope": "scope"},
+    "cache-flush": {"confirm": "confirm", "scope": "scope", "include_prefixes": "include_prefixes"},
     "deploy": {"confirm": "confirm", "version": "version"},
     "rollback": {"confirm": "confirm", "version": "version"},
     "incident-p0": {"confirm": "confirm", "services": "services"},

@@ -27,7 +27,7 @@ DESTRUCTIVE = ["db-backup", "db-restore", "emergency-restore", "cache-clear", "c
                "incident-p0", "incident-p1", "troubleshoot-db-connections", "ssl-renew", "daily-maintenance",
                "weekly-maintenance", "monthly-maintenance", "emergency-recover", "emergency-security-breach"]
 BACKUP_DIR = Path("/var/backups/equipment-marketplace")
-CANARIES = {0: ["cache:matrix:canary", "session:matrix:canary"]}
+CANARIES = {0: ["cache:matrix:canary", "session:matrix:canary"], 1: ["cache:matrix:canary"]}
 
 
 def _primary_address() -> str | None:
@@ -176,6 +176,7 @@ EARLY_REFUSALS = [
       for v in ["*:*", "[a-z]*", "?*", "**", "\\*"]],
     *[("cache-flush", {"confirm": True, "scope": v}, "scope must be one of cache_db, all", True)
       for v in ["ALL", "bogus"]],
+    ("cache-flush", {"confirm": True, "include_prefixes": "session:*"}, "include_prefixes entry", True),
     # backup names that are paths
     *[(pb, {"confirm": True, "backup": v}, "is not a backup name", True)
       for pb in ("db-restore", "emergency-restore") for v in ["../../etc/passwd", "/etc/passwd"]],

@@ -102,6 +102,7 @@ def test_list_json_is_pure_json_with_description_and_state_change():
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert sorted(rows) == sorted(p.stem for p in (ROOT / "playbooks").glob("*.yml"))
     assert rows["health-check"]["changes_state"] is False and rows["health-check"]["description"]
-    assert rows["cache-flush"]["changes_state"] is True and rows["cache-flush"]["inputs"] == ["confirm", "scope"]
+    assert rows["cache-flush"]["changes_state"] is True
+    assert rows["cache-flush"]["inputs"] == ["confirm", "scope", "include_prefixes"]
     text = _cli("list").stdout
     assert "cache-flush" in text and "changes state (confirm=true)" in text and "read-only" in text

@@ -182,6 +182,14 @@ def test_revoke_api_keys_accepted():
     assert inputs.validate_api_key_selection("key_abc,em_123,7,emk_*") == ["key_abc", "em_123", "7", "emk_*"]
 
 
+def test_include_prefixes():
+    check = inputs.INPUTS["include_prefixes"]["check"]
+    assert check("session,ratelimit") == ["session", "ratelimit"] and check(["config"]) == ["config"]
+    for bad in ("session:*", "a b", "x,,y", "ses*", "", "a:b"):
+        with pytest.raises(InputError, match="include_prefixes"):
+            check(bad)
+
+
 def test_services_names():
     assert inputs.parse_name_list("backend, nginx,backend") == ["backend", "nginx"]
     for bad in ("", "backend,", "a b", "../x", ["ok", 3]):
@@ -216,4 +224,4 @@ def test_every_playbook_is_in_the_spec_and_runs_the_check_first():
 def test_refusal_message_lists_the_playbooks_inputs():
     msg = inputs.refusal("cache-flush", ["scope must be one of cache_db, all (got 'ALL')"])
     assert msg.startswith("bad input for cache-flush: scope must be") and "(extra vars this playbook takes: confirm, " \
-        "scope)" in msg and msg.endswith("nothing was changed")
+        "scope, include_prefixes)" in msg and msg.endswith("nothing was changed")
