@@ -812,7 +812,10 @@ def main():
     if p["jobs"] is not None and p["jobs"] < 1:
         module.fail_json(msg="jobs must be at least 1")
     restorer = Restorer(module)
-    getattr(restorer, p["action"])()
+    try:
+        getattr(restorer, p["action"])()
+    except Exception as exc:  # e.g. the admin session lost before anything was changed: a message, no traceback
+        restorer.fail("action=%s failed: %s" % (p["action"], error_message(exc, restorer.pw)))
 
 
 if __name__ == "__main__":
