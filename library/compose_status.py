@@ -301,7 +301,8 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 NOT_RUNNING = ("exited", "dead", "created", "paused", "removing")
 STATS_METHODS = ("auto", "cgroup", "daemon")
 STATS_WINDOW_DEFAULT = 0.5
-STATS_WINDOW_MIN, STATS_WINDOW_MAX = 0.1, 10.0
+STATS_WINDOW_MIN = 0.1
+STATS_WINDOW_MAX = 10.0
 
 
 def build_argument_spec():

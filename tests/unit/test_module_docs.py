@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -128,6 +130,7 @@ def test_ansible_doc_renders(name):
     proc = _ansible_doc(name)
     assert proc.returncode == 0, proc.stderr
     assert name in proc.stdout and "OPTIONS" in proc.stdout
+    assert "[WARNING]" not in proc.stdout + proc.stderr, proc.stderr  # e.g. a tuple constant at module level
 
 
 def test_ansible_doc_json_merges_fragments():
@@ -140,6 +143,14 @@ def test_ansible_doc_json_merges_fragments():
         assert name in docs, f"ansible-doc -j did not return {name}"
         problems += _compare(docs[name]["doc"].get("options") or {}, load_module(name).build_argument_spec(), name)
     assert not problems, "\n".join(problems)
+
+
+def test_ansible_config_validates():
+    """ansible.cfg holds only settings ansible knows (callback_result_format, not result_format; no
+    [callback_default] or [ssh_connection] section)."""
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-config"), "validate", "-t", "all"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "[ERROR]" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
 def test_ansible_doc_lists_modules():
