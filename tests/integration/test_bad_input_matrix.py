@@ -236,6 +236,7 @@ def test_values_only_the_target_can_judge_are_refused_with_nothing_changed(state
 # share of the playbooks (the parser's reading of each word on every playbook is tests/unit/test_inputs.py's).
 FALSE_WORDS = ["false", "no", "0", "off"]
 NEEDS = {"cache-clear": {"pattern": "cache:matrix:*"}, "deploy": {"version": "1.0.0"}, "rollback": {"version": "1.0.0"},
+         "incident-p1": {"scale_backend": "2"},
          "troubleshoot-db-connections": {"terminate": "blockers"},
          "emergency-security-breach": {"block_ips": "203.0.113.9"}}
 
