@@ -1,6 +1,7 @@
 # Equipment Marketplace runbook library.
 #   make demo    set up everything and run the health check against the embedded demo stack
 #   make test    lint + unit and integration tests against the reference stack
+#   make unit    the tests that need no Docker engine and no service (under a minute)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STACK := stack/bin/stack.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-dev docker stack-build stack-up stack-down stack-reset stack-status demo lint test unit integration bench clean
+.PHONY: help venv venv-dev docker stack-build stack-up stack-down stack-reset stack-status demo lint test unit modules integration bench clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -56,8 +57,11 @@ lint: venv-dev
 	$(BIN)/ansible-lint --profile production --offline
 	$(BIN)/ruff check .
 
-unit: venv-dev docker
+unit: venv-dev
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+modules: venv-dev docker
+	$(BIN)/pytest tests/modules $(PYTEST_ARGS)
 
 integration: venv-dev docker
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)

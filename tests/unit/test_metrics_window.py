@@ -140,13 +140,3 @@ def test_bad_options_fail_clearly():
     assert result["failed"] and "quantile" in result["msg"]
 
 
-def test_against_the_reference_stack(stack_env):
-    base = f"http://{stack_env['BIND_ADDRESS']}:{stack_env['NGINX_HTTP_PORT']}"
-    result = run_module("metrics_window", {"url": base + "/metrics", "window": 2,
-                                           "traffic_urls": [base + "/api/health"], "traffic_requests": 10})
-    assert result["available"], result
-    assert result["traffic"]["sent"] == 10
-    # Other tests restart the backend or switch nginx to maintenance meanwhile; judge only a clean window.
-    if result["same_process"] and result["traffic"]["by_status"] == {"200": 10}:
-        assert result["requests"] >= 10 and result["latency_seconds"] is not None
-        assert result["process"]["version"]
