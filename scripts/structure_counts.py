@@ -100,12 +100,16 @@ def _is_command_compose(task: dict) -> bool:
     return False
 
 
-def count(root: Path) -> dict[str, int]:
+def count(root: Path, only: str | None = None) -> dict[str, int]:
+    """Counts over roles/ and playbooks/, or over one role (only='health') or the playbooks (only='playbooks')."""
     totals = dict.fromkeys(("tasks", "set_fact", "jinja_blocks_gt10", "default_on_contract",
                             "docker_compose_cmd", "login_dicts"), 0)
-    files = sorted((root / "roles").glob("*/tasks/**/*.yml")) + sorted((root / "roles").glob("*/handlers/*.yml"))
+    role_glob = f"{only}/" if only and only != "playbooks" else "*/"
+    roles_root = root / "roles" if only != "playbooks" else root / "no-roles"
+    plays_root = root / "playbooks" if only in (None, "playbooks") else root / "no-playbooks"
+    files = sorted(roles_root.glob(role_glob + "tasks/**/*.yml")) + sorted(roles_root.glob(role_glob + "handlers/*.yml"))
     task_files = {p: _load(p) for p in files}
-    plays = {p: _load(p) for p in sorted((root / "playbooks").glob("*.yml"))}
+    plays = {p: _load(p) for p in sorted(plays_root.glob("*.yml"))}
     task_lists = [doc for doc in task_files.values() if isinstance(doc, list)]
     for doc in plays.values():
         for play in doc or []:
@@ -118,16 +122,16 @@ def count(root: Path) -> dict[str, int]:
                 totals["set_fact"] += 1
             if _is_command_compose(task):
                 totals["docker_compose_cmd"] += 1
-    vars_files = sorted((root / "roles").glob("*/vars/*.yml")) + sorted((root / "roles").glob("*/defaults/*.yml"))
+    vars_files = sorted(roles_root.glob(role_glob + "vars/*.yml")) + sorted(roles_root.glob(role_glob + "defaults/*.yml"))
     for path in list(task_files) + list(plays) + vars_files:
         totals["jinja_blocks_gt10"] += sum(1 for lines in _jinja_scalars(path) if lines > 10)
-    for path in sorted((root / "roles").rglob("*")):
+    for path in sorted(roles_root.glob(role_glob + "**/*")):
         if path.suffix in (".yml", ".yaml", ".j2") and path.is_file():
             text = path.read_text(encoding="utf-8", errors="replace")
             totals["default_on_contract"] += len(DEFAULT_RE.findall(text))
             if "/meta/" not in str(path):
                 totals["login_dicts"] += len(LOGIN_RE.findall(text))
-    for path in sorted((root / "playbooks").glob("*.yml")):
+    for path in sorted(plays_root.glob("*.yml")):
         totals["login_dicts"] += len(LOGIN_RE.findall(path.read_text(encoding="utf-8")))
     return totals
 
@@ -147,8 +151,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.path.join(os.path.dirname(__file__), ".."), help="tree to count")
     parser.add_argument("--compare", metavar="REV", help="a git revision to count beside this tree")
+    parser.add_argument("--by-role", action="store_true", help="one line per role (and one for the playbooks)")
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
+    if args.by_role:
+        names = sorted(p.name for p in (root / "roles").iterdir() if p.is_dir()) + ["playbooks"]
+        print(f"{'':16}" + "".join(f"{k[:10]:>11}" for k in count(root, "playbooks")))
+        for name in names:
+            print(f"{name:16}" + "".join(f"{v:11}" for v in count(root, name).values()))
+        return 0
     now = count(root)
     if not args.compare:
         for key, value in now.items():
