@@ -5,26 +5,16 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
-from ansible.errors import AnsibleError
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.plugins.action import ActionBase
 
-INPUTS_FILE = Path(__file__).resolve().parents[1] / "module_utils" / "marketplace_inputs.py"
-INPUTS_MODULE = "marketplace_inputs_controller"
-
-
-def _inputs():
-    """module_utils/marketplace_inputs.py (pure Python, no relative imports), loaded by path once per process."""
-    module = sys.modules.get(INPUTS_MODULE)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(INPUTS_MODULE, INPUTS_FILE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[INPUTS_MODULE] = module
-        spec.loader.exec_module(module)
-    return module
+# module_utils/<name>.py on the controller, through its one loader: module_utils/marketplace_controller.py.
+_spec = importlib.util.spec_from_file_location(
+    "marketplace_controller", Path(__file__).resolve().parents[1] / "module_utils" / "marketplace_controller.py")
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
 
 
 class ActionModule(ActionBase):
@@ -37,13 +27,14 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         task_vars = task_vars or {}
-        inputs = _inputs()
-        validation = ArgumentSpecValidator(inputs.task_argument_spec()).validate(dict(self._task.args))
-        if validation.error_messages:
-            result.update(failed=True, msg=validation.errors.msg)
+        inputs = _module_utils("marketplace_inputs")
+        try:
+            _validation, args = self.validate_argument_spec(inputs.task_argument_spec())
+        except AnsibleActionFail as exc:
+            result.update(failed=True, msg=exc.message)
             return result
-        playbook = validation.validated_parameters["playbook"]
-        values = validation.validated_parameters.get("values")
+        playbook = args["playbook"]
+        values = args.get("values")
         if values is None:
             values = {}
             for name in inputs.PLAYBOOK_INPUTS.get(playbook, {}):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -13,19 +12,19 @@ import yaml
 
 from runbook.driver import PLAYBOOK_DIR, PROJECT_ROOT
 
-INPUTS_FILE = PROJECT_ROOT / "module_utils" / "marketplace_inputs.py"
 DISTRIBUTION = "equipment-marketplace-runbook"
 
 
-@functools.cache
+# module_utils/<name>.py on the controller, through its one loader: module_utils/marketplace_controller.py.
+_spec = importlib.util.spec_from_file_location(
+    "marketplace_controller", PROJECT_ROOT / "module_utils" / "marketplace_controller.py")
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
+
+
 def inputs_spec():
     """module_utils/marketplace_inputs.py, the one spec of the public extra vars (pure Python)."""
-    name = "marketplace_inputs_runbook"
-    spec = importlib.util.spec_from_file_location(name, INPUTS_FILE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return _module_utils("marketplace_inputs")
 
 
 @functools.cache
