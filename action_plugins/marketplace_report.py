@@ -12,15 +12,18 @@ import importlib.util
 import json
 from pathlib import Path
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
 from ansible.module_utils.common.parameters import _list_no_log_values, remove_values
 from ansible.plugins.action import ActionBase
 
-# module_utils/<name>.py on the controller, through its one loader: module_utils/marketplace_controller.py.
-_spec = importlib.util.spec_from_file_location(
-    "marketplace_controller", Path(__file__).resolve().parents[1] / "module_utils" / "marketplace_controller.py")
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[1] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
 _spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
 _module_utils = _loader.module_utils
 

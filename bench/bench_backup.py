@@ -40,10 +40,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devtools import backups as bk  # noqa: E402
+from devtools import stackenv  # noqa: E402
+from devtools.modules import run_module  # noqa: E402
 from runbook.driver import run_playbook  # noqa: E402
-from tests.helpers import backups as bk  # noqa: E402
-from tests.helpers import stackenv  # noqa: E402
-from tests.helpers.modules import run_module  # noqa: E402
 
 DB = "equipment_marketplace"
 BACKUP_TASK = "Dump, checksum, verify (pg_restore -l) and commit the backup"

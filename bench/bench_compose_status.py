@@ -31,12 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import stackenv  # noqa: E402
+from devtools import stackenv  # noqa: E402
 
 RUNNER = """
 import json, sys
 sys.path.insert(0, {root!r})
-from tests.helpers.modules import run_module
+from devtools.modules import run_module
 result = run_module("compose_status", {{"project": {project!r}, "stats": {stats!r}, **{extra!r}}})
 result.pop("_raw", None)
 print(json.dumps({{"failed": result.get("failed"), "msg": result.get("msg"), "status": result.get("status"),

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers.stackenv import COMPOSE_FILE, ENV_FILE, STACK_DIR, read_env  # noqa: E402
+from devtools.stackenv import COMPOSE_FILE, ENV_FILE, STACK_DIR, read_env  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 

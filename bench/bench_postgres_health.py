@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import stackenv  # noqa: E402
-from tests.helpers.modules import load_module, run_module  # noqa: E402
+from devtools import stackenv  # noqa: E402
+from devtools.modules import load_module, run_module  # noqa: E402
 
 # The runbook's questions as psql one-liners (PG 15 names: mean_exec_time, not mean_time).
 ONE_LINERS = [
@@ -67,7 +67,7 @@ ONE_LINERS = [
 FRESH_PROCESS = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from tests.helpers.modules import run_module
+from devtools.modules import run_module
 result = run_module("postgres_health", json.loads(sys.stdin.read()))
 sys.exit(0 if result.get("available") else 3)
 """

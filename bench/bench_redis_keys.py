@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from tests.helpers.stackenv import read_env  # noqa: E402
+from devtools.stackenv import read_env  # noqa: E402
 
 MATCH_PREFIX = "bench:del:"
 KEEP_PREFIX = "bench:keep:"
@@ -50,7 +50,7 @@ PATTERN = MATCH_PREFIX + "*"
 MODULE_RUNNER = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from tests.helpers.modules import run_module
+from devtools.modules import run_module
 result = run_module("redis_keys", json.loads(sys.argv[2]))
 result.pop("_raw", None)
 result.pop("invocation", None)

@@ -5,12 +5,15 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import docker
+
+ROOT = Path(__file__).resolve().parents[1]
 STACK_DIR = ROOT / "stack"
 STATE_DIR = Path(os.environ.get("EM_STATE_DIR", "/var/lib/equipment-marketplace"))
 ENV_FILE = STATE_DIR / "stack.env"
 COMPOSE_FILE = STACK_DIR / "docker-compose.production.yml"
 STACK_SH = STACK_DIR / "bin" / "stack.sh"
+PROJECT = "equipment-marketplace"
 
 
 def read_env(path: Path = ENV_FILE) -> dict[str, str]:
@@ -45,3 +48,10 @@ def stack(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
 def fault_endpoints_on(path: Path = ENV_FILE) -> bool:
     """Whether the stack was last brought up by the harness (ENABLE_FAULT_ENDPOINTS=1 in the env file)."""
     return path.exists() and read_env(path).get("ENABLE_FAULT_ENDPOINTS") == "1"
+
+
+def containers(service: str, all_states: bool = True):
+    """The containers of a service of the reference stack (running ones only with all_states=False)."""
+    client = docker.from_env(timeout=30)
+    return client.containers.list(all=all_states, filters={
+        "label": [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"]})

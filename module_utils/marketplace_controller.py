@@ -11,10 +11,12 @@
 #
 # Each controller-side plugin finds this file relative to itself (which holds wherever the repository is checked
 # out and however the playbooks run: ansible-playbook, ansible-runner with the repository as project_dir,
-# ansible-lint, the unit tests) with the same lines (tests/unit/test_controller_loader.py checks them):
+# ansible-lint, the unit tests), else in the module_utils paths ansible is configured with (a plugin copied away
+# from the repository), with the same lines (tests/unit/test_controller_loader.py checks them):
 #
-#     _spec = importlib.util.spec_from_file_location(
-#         "marketplace_controller", Path(__file__).resolve().parents[N] / "module_utils" / "marketplace_controller.py")
+#     _spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+#         p for d in (Path(__file__).resolve().parents[N] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+#         if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
 #     _spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
 #     _module_utils = _loader.module_utils
 from __future__ import annotations

@@ -7,35 +7,29 @@ import contextlib
 import datetime
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import docker
 import psycopg
 
+from devtools.backups import (  # noqa: F401 - shared with bench/bench_backup.py
+    APP_DB,
+    BACKUP_ROOT,
+    admin_conn,
+    backups_in,
+    databases,
+    drop_database,
+    new_backup_dir,
+    postgres_container,
+)
 from tests.helpers import faults, stackenv
 from tests.helpers.net import free_port, wait_listening
 
-BACKUP_ROOT = Path(os.environ.get("MARKETPLACE_BACKUP_DIR", "/var/backups/equipment-marketplace"))
-APP_DB = "equipment_marketplace"
 KEY_TABLES = ["users", "equipment_listings", "orders", "payments", "api_keys", "audit_events"]
 STAMP = "%Y%m%dT%H%M%SZ"
-
-
-def new_backup_dir(tag: str) -> Path:
-    """A private sub-directory of the stack's backup directory (mounted in the postgres container)."""
-    path = BACKUP_ROOT / f"test-{tag}-{uuid.uuid4().hex[:8]}"
-    path.mkdir(parents=True, mode=0o700)
-    return path
-
-
-def backups_in(path: Path) -> list[str]:
-    """Committed backups (names with a manifest), newest first."""
-    return sorted((p.name[: -len(".manifest.json")] for p in path.glob("*.manifest.json")), reverse=True)
 
 
 def manifest(path: Path, name: str) -> dict:
@@ -77,13 +71,6 @@ def fake_backup(dst_dir: Path, when: datetime.datetime, db: str = APP_DB) -> str
     return name
 
 
-def admin_conn(dbname: str = "postgres", env: dict | None = None):
-    e = env or stackenv.read_env()
-    return psycopg.connect(host=e["BIND_ADDRESS"], port=int(e["POSTGRES_PORT"]), dbname=dbname,
-                           user=e["POSTGRES_SUPERUSER"], password=e["POSTGRES_PASSWORD"], connect_timeout=5,
-                           autocommit=True)
-
-
 def row_counts(dbname: str = APP_DB, tables=KEY_TABLES) -> dict:
     """Exact counts; a missing table counts as None."""
     out = {}
@@ -95,22 +82,6 @@ def row_counts(dbname: str = APP_DB, tables=KEY_TABLES) -> dict:
             except psycopg.errors.UndefinedTable:
                 out[t] = None
     return out
-
-
-def databases(pattern: str = "") -> list[str]:
-    with admin_conn() as conn:
-        return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname ~ %s ORDER BY 1",
-                                           (pattern,)).fetchall()]
-
-
-def drop_database(name: str) -> None:
-    assert name != APP_DB
-    with admin_conn() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def postgres_container():
-    return faults.containers("postgres", all_states=False)[0]
 
 
 def container_exec(service: str, argv: list[str]) -> tuple[int, str]:

@@ -6,15 +6,8 @@ import time
 
 import docker
 
+from devtools.stackenv import PROJECT, containers  # noqa: F401 - faults.containers/PROJECT for the tests
 from tests.helpers import stackenv
-
-PROJECT = "equipment-marketplace"
-
-
-def containers(service: str, all_states: bool = True):
-    client = docker.from_env(timeout=30)
-    return client.containers.list(all=all_states, filters={
-        "label": [f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"]})
 
 
 def stop_service(service: str) -> None:

@@ -1,66 +1,15 @@
-"""Run a module of library/ in-process, the way Ansible would, and return its result dict.
-
-Modules import shared code as ``ansible.module_utils.marketplace_*``; this helper makes our
-module_utils/ importable under that package, then calls the module's ``main()`` with the given args
-(``_ansible_check_mode`` for check mode) and parses the JSON that exit_json/fail_json print.
-"""
+"""Modules of library/ for the tests: run in-process (devtools/modules.py, shared with bench/), and their
+documentation as ansible-doc reads it."""
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib.util
-import io
-import json
 import sys
-from pathlib import Path
 
-import ansible.module_utils
-from ansible.module_utils.testing import patch_module_args
+from devtools.modules import LIBRARY, MODULE_UTILS, ROOT, load_module, run_module
 
-ROOT = Path(__file__).resolve().parents[2]
-LIBRARY = ROOT / "library"
-MODULE_UTILS = ROOT / "module_utils"
 ANSIBLE_CFG = ROOT / "ansible.cfg"
 
-# As ansible.cfg configures it (module_utils = module_utils:library): health_gather imports the health modules.
-for _path in (MODULE_UTILS, LIBRARY):
-    if str(_path) not in ansible.module_utils.__path__:
-        ansible.module_utils.__path__.append(str(_path))
-
-
-def load_module(name: str):
-    """Import library/<name>.py as a Python module (fresh each call)."""
-    spec = importlib.util.spec_from_file_location("em_module_" + name, LIBRARY / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def run_module(name: str, args: dict | None = None, check_mode: bool = False) -> dict:
-    """Run the module; return its result (``failed`` is True when it called fail_json).
-
-    The raw JSON text is kept under ``_raw`` so tests can assert that no secret appears anywhere.
-    """
-    params = dict(args or {})
-    if check_mode:
-        params["_ansible_check_mode"] = True
-    mod = load_module(name)
-    out = io.StringIO()
-    with patch_module_args(params), contextlib.redirect_stdout(out):
-        try:
-            mod.main()
-        except SystemExit:
-            pass
-    raw = out.getvalue()
-    try:
-        result = json.loads(raw)
-    except ValueError as exc:  # a module must always print one JSON document
-        raise AssertionError(f"module {name} printed no JSON result: {raw[:2000]!r}") from exc
-    result["_raw"] = raw
-    return result
-
-
-__all__ = ["load_module", "module_docs", "run_module", "sys"]
+__all__ = ["LIBRARY", "MODULE_UTILS", "ROOT", "load_module", "module_docs", "run_module", "sys"]
 
 
 # Keys Ansible itself adds to every result; RETURN does not need to document them.

@@ -16,13 +16,20 @@ CONTROLLER_FILES = sorted(
     [*ROOT.glob("action_plugins/*.py"), *ROOT.glob("roles/*/filter_plugins/*.py"), *ROOT.glob("runbook/*.py")])
 # The lines each controller-side user of module_utils starts with (only the way to the repository root differs).
 BOOTSTRAP = re.compile(
-    r'_spec = importlib\.util\.spec_from_file_location\(\n'
-    r'    "marketplace_controller", (Path\(__file__\)\.resolve\(\)\.parents\[\d\]|PROJECT_ROOT) / "module_utils" / '
-    r'"marketplace_controller\.py"\)\n'
+    r'_spec = importlib\.util\.spec_from_file_location\("marketplace_controller", next\(\(\n'
+    r'    p for d in \(Path\(__file__\)\.resolve\(\)\.parents\[\d\] / "module_utils", '
+    r'\*\(C\.DEFAULT_MODULE_UTILS_PATH or \(\)\)\)\n'
+    r'    if \(p := Path\(d, "marketplace_controller\.py"\)\)\.is_file\(\)\), '
+    r'"\(not found\)/marketplace_controller\.py"\)\)\n'
+    r'_spec\.loader\.exec_module\(_loader := importlib\.util\.module_from_spec\(_spec\)\)\n'
+    r'_module_utils = _loader\.module_utils\n'
+    # runbook/ knows the project root: no search
+    r'|_spec = importlib\.util\.spec_from_file_location\(\n'
+    r'    "marketplace_controller", PROJECT_ROOT / "module_utils" / "marketplace_controller\.py"\)\n'
     r'_spec\.loader\.exec_module\(_loader := importlib\.util\.module_from_spec\(_spec\)\)\n'
     r'_module_utils = _loader\.module_utils\n')
 # What loading a file by hand looks like: only the loader may do it for module_utils/.
-HAND_LOADING = ("ModuleSpec", "submodule_search_locations", "DEFAULT_MODULE_UTILS_PATH", "sys.path")
+HAND_LOADING = ("ModuleSpec", "submodule_search_locations", "sys.path")
 
 
 def _uses_module_utils(text: str) -> bool:

@@ -5,11 +5,16 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
-# module_utils/<name>.py on the controller, through its one loader: module_utils/marketplace_controller.py.
-_spec = importlib.util.spec_from_file_location(
-    "marketplace_controller", Path(__file__).resolve().parents[3] / "module_utils" / "marketplace_controller.py")
+from ansible import constants as C
+
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[3] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
 _spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
 _module_utils = _loader.module_utils
 
@@ -331,6 +336,100 @@ def checks_prefixed(checks, prefix, component=None):
     return out
 
 
+def health_metrics_probes(url, count, prefix="metrics_"):
+    """``count`` http_probe requests of a /metrics ``url`` with their content, named ``prefix`` + 0, 1, ..."""
+    return [{"name": "%s%d" % (prefix, i), "return_content": True, "url": url} for i in range(int(count))]
+
+
+# The health check's parts in report order, what each section reads from the gather (health_gather part), and
+# which of a part's result fields are kept in the report's results.
+HEALTH_ORDER = ("http", "postgres", "redis", "logs", "traffic", "host", "compose")
+HEALTH_PART = {"postgres": "postgres", "redis": "redis", "logs": "logs", "host": "host", "services": "compose",
+               "containers": "compose"}
+HEALTH_RESULT_KEYS = {
+    "http": ("nginx_health", "api_health", "api_health_https"),
+    "postgres": ("available", "reason", "server", "connections", "liveness"),
+    "redis": ("available", "reason", "server", "memory", "ping_ms"),
+    "host": ("cpu", "memory", "load", "disks", "summary"),
+    "compose": ("available", "reason", "summary", "services", "containers", "missing", "exited", "restarting",
+                "unhealthy"),
+}
+# Compose checks per section: service states and restarts (services), the CPU/memory sample (containers).
+COMPOSE_KINDS = {"services": ("service", "restarts"), "containers": ("cpu", "memory")}
+# The Key Metrics whose figures an all-ok summary line names.
+KEY_METRICS = ("p95_latency", "error_rate_5xx", "host_cpu", "host_memory", "host_disk", "postgres_connections")
+
+
+def _ran(gathered, part):
+    return isinstance((gathered or {}).get(part), dict)
+
+
+def health_combine(gathered, selected, http_checks=None, traffic_checks=None):
+    """Every selected section's checks, in report order (http, postgres, redis, logs, traffic, host, compose).
+
+    ``gathered`` is the health_gather result: each part brings its checks judged by its module
+    (``report_checks``, also for a part that failed). The http checks (``health_http_checks``) and the traffic
+    checks (``health_traffic_checks``) are judged here from the probes. Of the compose checks the selected
+    sections keep theirs: ``service:``/``restarts:`` (services), ``cpu:``/``memory:`` (containers).
+    """
+    selected = set(selected or [])
+    gathered = gathered or {}
+    checks = []
+    for section in HEALTH_ORDER:
+        if section == "http":
+            checks.extend((http_checks or []) if "http" in selected else [])
+        elif section == "traffic":
+            checks.extend((traffic_checks or []) if "traffic" in selected else [])
+        elif section == "compose":
+            kinds = {k for s, ks in COMPOSE_KINDS.items() if s in selected for k in ks}
+            if kinds and _ran(gathered, "compose"):
+                checks.extend(c for c in gathered["compose"].get("report_checks") or []
+                              if c.get("name") == "compose" or str(c.get("name")).partition(":")[0] in kinds)
+        elif section in selected and _ran(gathered, section):
+            checks.extend(gathered[section].get("report_checks") or [])
+    return [dict(c) for c in checks]
+
+
+def health_results(gathered, selected, traffic=None):
+    """The raw figures of the report (``results``), per selected section: a few fields of each part."""
+    selected = set(selected or [])
+    gathered = gathered or {}
+    out = {}
+    for section in HEALTH_ORDER:
+        if section == "traffic":
+            if "traffic" in selected:
+                out["traffic"] = traffic or {}
+            continue
+        part = gathered.get(section) or {}
+        if section == "http":
+            wanted = "http" in selected
+            part = part.get("probes") or {}
+        elif section == "compose":
+            wanted = "services" in selected or "containers" in selected
+        elif section == "logs":
+            if "logs" in selected:
+                out["logs"] = part.get("logs") or {}
+            continue
+        else:
+            wanted = section in selected
+        if wanted:
+            out[section] = {k: v for k, v in part.items() if k in HEALTH_RESULT_KEYS[section]}
+    return out
+
+
+def health_summary(checks):
+    """One line: the severity and every problem's message (critical, then warning, then unknown), or, when all
+    are ok, their number and the Key Metrics' figures."""
+    checks = checks or []
+    problems = [c.get("message") for status in ("critical", "warning", "unknown")
+                for c in checks if c.get("status") == status]
+    if problems:
+        return "%s: %s" % (health_severity(checks) or "ok", "; ".join(str(p) for p in problems))
+    figures = [re.sub(r" is within the threshold.*$", "", str(c.get("message"))) for c in checks
+               if c.get("name") in KEY_METRICS and c.get("value") is not None]
+    return "all %d checks ok%s" % (len(checks), " (%s)" % ", ".join(figures) if figures else "")
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -345,4 +444,8 @@ class FilterModule:
             "health_traffic_checks": health_traffic_checks,
             "checks_prefixed": checks_prefixed,
             "health_missing": health_missing,
+            "health_combine": health_combine,
+            "health_results": health_results,
+            "health_summary": health_summary,
+            "health_metrics_probes": health_metrics_probes,
         }
