@@ -311,3 +311,106 @@ def test_nft_coverage_reads_hooks_and_addresses():
     assert cov["hooks"] == ["input"] and cov["forward"] is False
     assert cov["summary"].endswith("traffic to this host only, NOT traffic forwarded to containers")
     assert sf.security_nft_coverage("")["hooks"] == []
+
+
+# ---------- judged in Python (issue 11): the inputs, the rotation, the outcome ----------
+
+def test_judge_inputs_accepts_and_names_what_is_protected():
+    keys = sf.security_key_selection(["emk_demo_5"])
+    out = sf.security_judge_inputs(["198.51.100.77", "198.51.100.77"], keys, PROTECTED)
+    assert out["refused"] is False and out["refusal"] == "" and out["actions"] == []
+    assert out["networks"] == ["198.51.100.77"]
+    assert out["check"] == {"name": "breach_inputs", "status": "ok", "threshold": None,
+                            "value": {"block": ["198.51.100.77"], "revoke_api_keys": ["emk_demo_5"]},
+                            "message": "to block: 198.51.100.77; API keys to revoke: emk_demo_5; "
+                                       "protected: 192.0.2.2, fd00::2, fe80::fc:ff:fe00:1, 10.9.8.7"}
+    assert out["timeline"] == "inputs accepted (1 address(es) to block)"
+
+
+def test_judge_inputs_without_addresses_names_no_protected_list():
+    out = sf.security_judge_inputs([], sf.security_key_selection("all"), None)
+    assert out["check"]["message"] == "to block: nothing; API keys to revoke: all"
+    assert out["check"]["value"] == {"block": [], "revoke_api_keys": "all"}
+    none = sf.security_judge_inputs([], sf.security_key_selection([]), None)
+    assert none["check"]["message"] == "to block: nothing; API keys to revoke: none"
+
+
+def test_judge_inputs_refuses_the_whole_run():
+    keys = sf.security_key_selection(["emk_demo_5", "a*"])
+    out = sf.security_judge_inputs(["198.51.100.77", "0.0.0.0/0"], keys, PROTECTED)
+    assert out["refused"] is True and out["networks"] == ["198.51.100.77"]
+    assert out["refusal"].startswith("refusing to block: '0.0.0.0/0' would block every IPv4 address")
+    assert "refusing to revoke_api_keys: 'a*' is too broad" in out["refusal"]
+    check = out["check"]
+    assert check["status"] == "critical" and check["message"] == out["refusal"]
+    assert [r["entry"] for r in check["value"]["refused_ips"]] == ["0.0.0.0/0"]
+    assert len(check["value"]["key_errors"]) == 1
+    assert out["actions"] == [{"name": "validate inputs", "changed": False, "detail": out["refusal"]}]
+    assert out["timeline"] == "refused: " + out["refusal"]
+    only_keys = sf.security_judge_inputs([], sf.security_key_selection(["all", "x"]), None)
+    assert only_keys["refusal"] == ("refusing to revoke_api_keys: revoke_api_keys=all cannot be combined with "
+                                    "other entries")
+
+
+ROTATION = {"key": "JWT_SECRET", "env_file": "/s/stack.env", "secret_length": 64, "replicas": 2,
+            "verify_mode": "login", "verify_note": "", "old_token_before_rotation": 200,
+            "old_token_after_rotation": 401, "new_login": 200, "new_token": 200}
+BACKENDS_OK = {"status": "ok", "message": "each of the 2 backend replica(s) ...", "backends": []}
+
+
+def rotation(**kw):
+    return sf.security_judge_rotation({**ROTATION, **kw}, kw.pop("backends", BACKENDS_OK), "backend")
+
+
+def test_judge_rotation_ok():
+    out = rotation()
+    check = out["check"]
+    assert check["name"] == "breach_jwt_rotation" and check["status"] == "ok"
+    assert check["threshold"] == {"old_token_before": 200, "old_token_after": 401, "new_token": 200}
+    assert check["message"] == ("JWT secret rotated: tokens issued before the rotation are rejected (401), new logins "
+                                "work; each of the 2 backend replica(s) ...")
+    assert out["detail"] == ("wrote a new 64-character JWT_SECRET into /s/stack.env and recreated backend "
+                             "(2 replica(s)); token issued before the rotation: HTTP 401 (was 200); "
+                             "new login: HTTP 200, new token: HTTP 200")
+    assert out["timeline"] == "rotated JWT_SECRET, backend recreated; old token 401, new login 200"
+    signed = rotation(verify_mode="signed_token", new_login="n/a")
+    assert "new tokens are accepted" in signed["check"]["message"] and "new login" not in signed["detail"]
+    assert signed["timeline"].endswith("new token 200")
+
+
+def test_judge_rotation_warnings():
+    note = rotation(verify_note="login as x failed before the rotation")["check"]
+    assert note["status"] == "warning" and note["message"] == (
+        "JWT secret rotated, the old token is rejected and new tokens work, but login as x failed before the "
+        "rotation; each of the 2 backend replica(s) ...")
+    before = rotation(old_token_before_rotation=401)["check"]
+    assert before["status"] == "warning" and before["message"].endswith(
+        "but the old token already got HTTP 401 before the rotation, so its rejection proves little")
+    unverified = sf.security_judge_rotation(ROTATION, {"status": "warning", "message": "could not reach b1"}, "backend")
+    assert unverified["check"]["status"] == "warning"
+    assert unverified["check"]["message"].endswith("but could not reach b1")
+
+
+def test_judge_rotation_critical():
+    out = rotation(old_token_after_rotation=200)
+    assert out["check"]["status"] == "critical"
+    assert out["check"]["message"] == ("JWT rotation NOT verified: through nginx the old token got HTTP 200 "
+                                       "(want 401), the new login/token got HTTP 200 (want 200); "
+                                       "each of the 2 backend replica(s) ...")
+    assert out["timeline"] == "rotated but NOT verified: old token 200, new token 200"
+    replica = sf.security_judge_rotation(ROTATION, {"status": "critical", "message": "b2 not rotated"}, "backend")
+    assert replica["check"]["status"] == "critical" and replica["check"]["message"].endswith("; b2 not rotated")
+
+
+def test_outcome():
+    ok = [{"name": "a", "status": "ok", "message": "fine"}]
+    actions = [{"name": "block addresses", "changed": True}, {"name": "revoke API keys", "changed": False},
+               {"name": "rotate JWT secret", "changed": True}]
+    assert sf.security_outcome(ok, actions) == {"status": "ok",
+                                                "summary": "breach contained: block addresses, rotate JWT secret"}
+    assert sf.security_outcome(ok, []) == {"status": "ok", "summary": "breach contained: nothing to change"}
+    mixed = [*ok, {"name": "b", "status": "unknown", "message": "hm"},
+             {"name": "c", "status": "warning", "message": "w"}]
+    assert sf.security_outcome(mixed, actions) == {"status": "warning", "summary": "hm; w"}
+    worst = [*mixed, {"name": "d", "status": "critical", "message": "x"}]
+    assert sf.security_outcome(worst, [])["status"] == "critical"

@@ -508,6 +508,97 @@ def security_judge_backends(targets, probes):
                        "the new one (200)" % len(backends)}
 
 
+def security_judge_inputs(entries, key_sel, protected=None, min_prefix_v4=8, min_prefix_v6=32):
+    """Judge every containment input at once: {refused, refusal, networks, check, actions, timeline}.
+
+    entries: the parsed block_ips; key_sel: security_key_selection's result; protected: the addresses that must
+    never be blocked (security_protected_list), None when there was nothing to block (then not gathered). One
+    refused entry refuses the whole run: a critical breach_inputs check, an action and 'refused: ...' for the
+    timeline; otherwise an ok breach_inputs check that names what is blocked and revoked."""
+    key_sel = key_sel or {}
+    results = security_check_block_ips(entries, protected or [], min_prefix_v4, min_prefix_v6)
+    networks = security_to_networks(results)
+    key_errors = list(key_sel.get("errors") or [])
+    refusal = " ".join(part for part in [security_refusal_message(results)]
+                       + ["refusing to revoke_api_keys: " + str(e) for e in key_errors] if part)
+    if refusal:
+        return {"refused": True, "refusal": refusal, "networks": networks,
+                "check": {"name": "breach_inputs", "status": "critical",
+                          "value": {"refused_ips": [r for r in results if not r.get("ok")], "key_errors": key_errors},
+                          "threshold": "no whole address family, loopback, own or protected address, malformed entry",
+                          "message": refusal},
+                "actions": [{"name": "validate inputs", "changed": False, "detail": refusal}],
+                "timeline": "refused: " + refusal}
+    keys = "all" if key_sel.get("all") else list(key_sel.get("entries") or [])
+    message = "to block: %s; API keys to revoke: %s" % (
+        ", ".join(networks) or "nothing", keys if keys == "all" else (", ".join(keys) or "none"))
+    if protected is not None:
+        seen = []
+        for item in protected:
+            address = item.get("address") if isinstance(item, dict) else item
+            if address not in seen:
+                seen.append(address)
+        message += "; protected: " + ", ".join(str(a) for a in seen)
+    return {"refused": False, "refusal": "", "networks": networks,
+            "check": {"name": "breach_inputs", "status": "ok", "value": {"block": networks, "revoke_api_keys": keys},
+                      "threshold": None, "message": message},
+            "actions": [],
+            "timeline": "inputs accepted (%d address(es) to block)" % len(networks)}
+
+
+def security_judge_rotation(rotation, backends, service="backend"):
+    """Judge a verified JWT rotation: {check, detail, timeline}.
+
+    rotation: what the rotation observed (old_token_before_rotation, old_token_after_rotation, new_login,
+    new_token: HTTP statuses through the front door; verify_mode login|signed_token; verify_note; key, env_file,
+    secret_length, replicas); backends: security_judge_backends' verdict on every replica asked directly.
+    Critical unless the old token now gets 401 and the new one 200 (and no replica disagrees); ok only when the
+    old token got 200 before, the planned verification ran and every replica was verified; else a warning."""
+    r, b = rotation or {}, backends or {}
+    login = r.get("verify_mode") == "login"
+    before, after, new = r.get("old_token_before_rotation"), r.get("old_token_after_rotation"), r.get("new_token")
+    note, verdict = r.get("verify_note") or "", b.get("message", "")
+    if not (after == 401 and new == 200) or b.get("status") == "critical":
+        status = "critical"
+    elif before == 200 and not note and b.get("status") == "ok":
+        status = "ok"
+    else:
+        status = "warning"
+    if status == "ok":
+        message = "JWT secret rotated: tokens issued before the rotation are rejected (401), new %s; %s" % (
+            "logins work" if login else "tokens are accepted", verdict)
+    elif status == "warning":
+        why = note or (verdict if b.get("status") != "ok" else
+                       "the old token already got HTTP %s before the rotation, so its rejection proves little" % before)
+        message = "JWT secret rotated, the old token is rejected and new tokens work, but " + why + (
+            "; " + verdict if note else "")
+    else:
+        message = ("JWT rotation NOT verified: through nginx the old token got HTTP %s (want 401), the new %s got "
+                   "HTTP %s (want 200); %s" % (after, "login/token" if login else "token", new, verdict))
+    detail = ("wrote a new %s-character %s into %s and recreated %s (%s replica(s)); token issued before the "
+              "rotation: HTTP %s (was %s); %snew token: HTTP %s"
+              % (r.get("secret_length"), r.get("key"), r.get("env_file"), service, r.get("replicas"), after, before,
+                 ("new login: HTTP %s, " % r.get("new_login")) if login else "", new))
+    timeline = ("rotated %s, %s recreated; old token 401, new %s 200" % (r.get("key"), service,
+                                                                        "login" if login else "token")
+                if status != "critical" else "rotated but NOT verified: old token %s, new token %s" % (after, new))
+    return {"check": {"name": "breach_jwt_rotation", "status": status, "value": rotation,
+                      "threshold": {"old_token_before": 200, "old_token_after": 401, "new_token": 200},
+                      "message": message},
+            "detail": detail, "timeline": timeline}
+
+
+def security_outcome(checks, actions):
+    """{status, summary} of the breach run: the worst check status (unknown counts as warning); the summary is
+    what is not ok, else 'breach contained: ' and the actions that changed something."""
+    statuses = [c.get("status") for c in checks or []]
+    status = "critical" if "critical" in statuses else (
+        "warning" if "warning" in statuses or "unknown" in statuses else "ok")
+    bad = "; ".join(str(c.get("message")) for c in checks or [] if c.get("status") != "ok")
+    changed = ", ".join(str(a.get("name")) for a in actions or [] if a.get("changed"))
+    return {"status": status, "summary": bad or "breach contained: " + (changed or "nothing to change")}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -530,4 +621,7 @@ class FilterModule:
             "security_nft_coverage": security_nft_coverage,
             "security_backend_probes": security_backend_probes,
             "security_judge_backends": security_judge_backends,
+            "security_judge_inputs": security_judge_inputs,
+            "security_judge_rotation": security_judge_rotation,
+            "security_outcome": security_outcome,
         }
