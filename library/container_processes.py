@@ -131,6 +131,7 @@ from ansible.module_utils.marketplace_docker import (
     validate_common,
 )
 from ansible.module_utils.marketplace_module import MarketplaceModule
+from ansible.module_utils.marketplace_proc import PROC, clock_ticks, pid_ticks
 
 PS_ARGS = "-eo pid,user,pcpu,rss,etime,args"
 
@@ -142,20 +143,6 @@ def build_argument_spec():
         sample_seconds=dict(type="float", default=1.0),
         command_max_length=dict(type="int", default=300),
     )
-
-
-def proc_ticks(pid):
-    """utime + stime of a host pid from /proc, or None."""
-    try:
-        with open("/proc/%d/stat" % pid, encoding="utf-8", errors="replace") as handle:
-            raw = handle.read()
-    except OSError:
-        return None
-    fields = raw.rpartition(")")[2].split()
-    try:
-        return int(fields[11]) + int(fields[12])
-    except (IndexError, ValueError):
-        return None
 
 
 def _float(text):
@@ -202,7 +189,7 @@ def gather(module, client):
                 not_found.append(want)
         summaries = chosen
 
-    local = str(params["docker_host"]).startswith("unix://") and os.path.isdir("/proc")
+    local = str(params["docker_host"]).startswith("unix://") and os.path.isdir(PROC)
     entries = []
     for s in summaries:
         entry = {"name": container_name(s), "id": s["Id"][:12], "service": container_service(s)}
@@ -222,11 +209,11 @@ def gather(module, client):
     if sampled:
         for e in entries:
             for r in e.get("rows", []):
-                before[r["pid"]] = proc_ticks(r["pid"]) if r["pid"] else None
+                before[r["pid"]] = pid_ticks(r["pid"]) if r["pid"] else None
         started = time.monotonic()
         time.sleep(window)
         window = time.monotonic() - started
-        hz = os.sysconf("SC_CLK_TCK")
+        hz = clock_ticks()
 
     out, busiest = [], None
     for e in entries:
@@ -238,10 +225,10 @@ def gather(module, client):
         for r in e["rows"]:
             cpu = r["ps_cpu"]
             if sampled:
-                after = proc_ticks(r["pid"]) if r["pid"] else None
+                after = pid_ticks(r["pid"]) if r["pid"] else None
                 if after is not None and before.get(r["pid"]) is not None:
                     cpu = round(100.0 * (after - before[r["pid"]]) / hz / window, 1)
-                elif r["pid"] and not os.path.exists("/proc/%d" % r["pid"]):
+                elif r["pid"] and not os.path.exists(os.path.join(PROC, str(r["pid"]))):
                     gone += 1  # exited during the window (a healthcheck, a cron job): not running now
                     continue
                 else:

@@ -240,6 +240,7 @@ import time
 from ansible.module_utils.marketplace_common import validate_non_negative
 from ansible.module_utils.marketplace_module import MarketplaceModule
 from ansible.module_utils.marketplace_redis import (
+    DistinctKeys,
     PrefixCounter,
     connect,
     decode_key,
@@ -339,7 +340,7 @@ def delete_pattern(module, client, pattern):
     count, batch_size, sample_size = p["scan_count"], p["batch_size"], p["sample_size"]
     check = module.check_mode
     stats = dict(deleted=0, matched=0, scan_calls=0, batches=0)
-    samples, seen, exact = [], set(), True
+    samples, distinct = [], DistinctKeys(DEDUPE_LIMIT)
     prefixes = PrefixCounter()
     pending = []
     start = time.monotonic()
@@ -370,13 +371,7 @@ def delete_pattern(module, client, pattern):
             cursor, keys = replies[-1]
             cursor = int(cursor)
             if check:
-                for key in keys:
-                    if exact:
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                        if len(seen) > DEDUPE_LIMIT:
-                            exact, seen = False, set()
+                for key in filter(distinct.first, keys):
                     stats["matched"] += 1
                     prefixes.add(key)
                     if len(samples) < sample_size:
@@ -394,7 +389,7 @@ def delete_pattern(module, client, pattern):
                             stats["batches"], stats["scan_calls"]),
                          changed=stats["deleted"] > 0, **stats)
     top, more = prefixes.top(PREFIXES_SHOWN)
-    result = dict(stats, matched_exact=exact if check else False,
+    result = dict(stats, matched_exact=distinct.exact if check else False,
                   samples=[decode_key(k) for k in samples], prefixes=top, prefixes_more=more,
                   duration_seconds=round(time.monotonic() - start, 3))
     result["changed"] = (stats["matched"] if check else stats["deleted"]) > 0
@@ -403,14 +398,8 @@ def delete_pattern(module, client, pattern):
 
 def count_prefixes(client, count):
     """Keys per prefix of the client's database (one SCAN pass; distinct keys up to DEDUPE_LIMIT)."""
-    prefixes, seen, exact = PrefixCounter(), set(), True
-    for key in client.scan_iter(count=count):
-        if exact:
-            if key in seen:
-                continue
-            seen.add(key)
-            if len(seen) > DEDUPE_LIMIT:
-                exact, seen = False, set()
+    prefixes = PrefixCounter()
+    for key in filter(DistinctKeys(DEDUPE_LIMIT).first, client.scan_iter(count=count)):
         prefixes.add(key)
     return prefixes
 

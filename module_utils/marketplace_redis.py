@@ -284,6 +284,24 @@ class PrefixCounter:
         return dict(ordered[:n]), max(0, len(ordered) - n) + (1 if self.overflow else 0)
 
 
+class DistinctKeys:
+    """SCAN may return a key more than once: first(key) is True the first time a key is seen. At most ``limit``
+    keys are remembered; past that every key counts again and ``exact`` turns False."""
+
+    def __init__(self, limit=1000000):
+        self.seen, self.exact, self.limit = set(), True, limit
+
+    def first(self, key):
+        if not self.exact:
+            return True
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        if len(self.seen) > self.limit:
+            self.exact, self.seen = False, set()
+        return True
+
+
 def format_prefixes(counts, limit=10):
     """'cache: 1200, session: 40' (largest first), ' and N more' past limit; 'none' when empty."""
     if not counts:
