@@ -7,6 +7,7 @@ module_utils/ importable under that package, then calls the module's ``main()`` 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import io
 import json
@@ -23,6 +24,11 @@ MODULE_UTILS = ROOT / "module_utils"
 for _path in (MODULE_UTILS, LIBRARY):
     if str(_path) not in ansible.module_utils.__path__:
         ansible.module_utils.__path__.append(str(_path))
+
+
+def load_utils(name: str):
+    """module_utils/<name>.py as the modules import it (``ansible.module_utils.<name>``)."""
+    return importlib.import_module("ansible.module_utils." + name)
 
 
 def load_module(name: str):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -44,3 +45,51 @@ def module_utils(name):
         if exc.name != "%s.%s" % (PACKAGE, name):
             raise
         raise ImportError("%s.py not found in %s" % (name, ", ".join(package.__path__))) from None
+
+
+# ------------------------------------------------------------------- action plugins that stand in for a module
+# marketplace_report and health_gather run a module's code in the controller's process. What the task gets back
+# must be what the module would have returned: its arguments as AnsiballZ hands them over, validated with the
+# module's argument spec (AnsibleModule's messages), the invocation, and every no_log value masked.
+
+
+def module_args(task_args):
+    """The task's arguments as the module would receive them: through the JSON encoder and decoder AnsiballZ uses
+    (profile ``legacy``, controller to module), so tuples and sets become lists, dates ISO strings, and ansible's
+    templating tags are dropped."""
+    from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
+
+    encoder = get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)
+    decoder = get_module_decoder("legacy", Direction.CONTROLLER_TO_MODULE)
+    return json.loads(json.dumps(dict(task_args), cls=encoder), cls=decoder)
+
+
+def validate_module_args(action, spec, early_no_log_values):
+    """Validate ``action``'s task arguments (module_args) with ActionBase.validate_argument_spec.
+
+    Returns ``(params, msg, no_log_values)``: the validated parameters (on an error, the arguments with what
+    validation filled in, as AnsibleModule.fail_json's invocation shows them), the error message or None, and the
+    values to mask - what ``early_no_log_values(params, spec)`` (marketplace_common) finds in the arguments before
+    validation, and what AnsibleModule masks."""
+    from ansible.errors import AnsibleActionFail
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+    from ansible.module_utils.common.parameters import _list_no_log_values
+
+    params = action._task.args = module_args(action._task.args)
+    no_log_values = early_no_log_values(params, spec)
+    msg = None
+    try:
+        _validation, params = action.validate_argument_spec(spec)
+    except AnsibleActionFail as exc:
+        msg = exc.message
+        params.update(ArgumentSpecValidator(spec).validate(params).validated_parameters)
+    no_log_values.update(_list_no_log_values(spec, params))
+    return params, msg, no_log_values
+
+
+def module_result(result, params, no_log_values):
+    """As AnsibleModule.exit_json/fail_json: the arguments under ``invocation``, every no_log value masked."""
+    from ansible.module_utils.common.parameters import remove_values
+
+    result["invocation"] = {"module_args": params}
+    return remove_values(result, no_log_values)
