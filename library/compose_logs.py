@@ -88,6 +88,11 @@ options:
     type: list
     elements: str
     default: []
+  errors_warning:
+    description:
+      - Matching lines per service at which its C(log_errors:SERVICE) check in RV(report_checks) warns. Unset
+        reports the count without judging it (a healthy stack logs some errors).
+    type: int
 notes:
   - Literal values shorter than 4 characters are not redacted literally (they would shred the text);
     the patterns still apply.
@@ -185,6 +190,15 @@ redaction:
   returned: when available
   type: dict
   sample: {secret_values: 6, replacements: 1}
+report_checks:
+  description:
+    - The checks in the form of the run report, one C(log_errors:SERVICE) per service (C(component) the service,
+      C(value) the matching lines, judged against O(errors_warning); C(lines_scanned) and C(last_matches), the
+      last matching lines cut to 300 characters; the message names the window and the last match).
+    - When the daemon cannot be reached, one C(log_errors) check - C(unknown), C(component=docker) - saying why.
+  returned: always
+  type: list
+  elements: dict
 duration_seconds:
   description: Wall time of the read.
   returned: when available
@@ -234,6 +248,7 @@ def build_argument_spec():
         max_line_length=dict(type="int", default=2000),
         extra_secrets=dict(type="list", elements="str", default=[], no_log=True),
         redact_patterns=dict(type="list", elements="str", default=[]),
+        errors_warning=dict(type="int"),
     )
 
 
@@ -377,6 +392,42 @@ def render(entries, limit, redactor, with_ts, name_prefix, keep):
     return out
 
 
+def truncate(text, length, leeway=5, end="..."):
+    """Jinja's ``truncate`` filter (its defaults): a text up to ``length + leeway`` stays whole, a longer one is
+    cut at the last word boundary before ``length - len(end)`` and ends in ``end``."""
+    if len(text) <= length + leeway:
+        return text
+    return text[:length - len(end)].rsplit(" ", 1)[0] + end
+
+
+def log_errors_check(service, entry, warning, since):
+    """The report check of one service's error lines in the window (warning at ``warning`` lines, if set)."""
+    count = entry["match_count"]
+    status = "warning" if warning is not None and count >= warning else "ok"
+    matches = entry["matches"]
+    window = "the last %s lines%s" % (entry["lines_scanned"], (" of %s" % since) if since else "")
+    message = "%s: %d error line%s in %s%s%s" % (
+        service, count, "" if count == 1 else "s", window,
+        (" (warning at %s)" % warning) if status != "ok" else "",
+        ("; last: " + truncate(matches[-1], 200)) if matches else "")
+    return {"name": "log_errors:%s" % service, "status": status, "value": count,
+            "threshold": {"warning": None if warning is None else float(warning), "critical": None},
+            "message": message, "component": service, "lines_scanned": entry["lines_scanned"],
+            "last_matches": [truncate(m, 300) for m in matches]}
+
+
+def unavailable_checks(reason, warning):
+    """The report check when the logs could not be read (the daemon did not answer, or the gather failed)."""
+    return [{"name": "log_errors", "status": "unknown", "value": None, "component": "docker",
+             "threshold": {"warning": warning, "critical": None},
+             "message": "logs not read: %s" % (reason or "unknown error")}]
+
+
+def failed_report_checks(params, msg):
+    """health_gather: the report checks of a part that failed (``msg`` says why)."""
+    return unavailable_checks(msg, params.get("errors_warning"))
+
+
 def run(module):
     """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
     health_gather calls it in-process with its own."""
@@ -425,13 +476,18 @@ def run(module):
     project = params["project"].strip()
     client, reason = connect(module)
     if client is None:
-        module.exit_json(**unavailable_result(reason, project=project))
+        module.exit_json(**unavailable_result(reason, project=project,
+                                              report_checks=unavailable_checks(reason, params["errors_warning"])))
     try:
         result = gather(module, client, project, window, pattern_list, matcher, extra_patterns)
     except DOCKER_ERRORS as exc:
-        module.exit_json(**unavailable_result(docker_error_reason(exc, params["docker_host"]), project=project))
+        reason = docker_error_reason(exc, params["docker_host"])
+        module.exit_json(**unavailable_result(reason, project=project,
+                                              report_checks=unavailable_checks(reason, params["errors_warning"])))
     finally:
         client.close()
+    result["report_checks"] = [log_errors_check(name, entry, params["errors_warning"], params["since"])
+                               for name, entry in sorted(result["logs"].items(), key=lambda item: item[0].lower())]
     module.exit_json(changed=False, **result)
 
 

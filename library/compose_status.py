@@ -113,6 +113,14 @@ options:
     description:
       - CPU% at which a container's check turns C(critical). Unset means no CPU threshold.
     type: float
+  critical_services:
+    description:
+      - Services whose having no running healthy container is a runbook P1 (the application itself, its
+        database and cache). In RV(report_checks) a C(critical) C(service:NAME) check of such a service carries
+        C(severity=P1), of any other service C(severity=P2).
+    type: list
+    elements: str
+    default: []
 notes:
   - CPU% is on the scale of C(docker stats) - 100 = one full core - whatever the method. The cgroup method
     divides the CPU time the cgroup used in the window by the window's wall time (C(cpu_method=cgroup)).
@@ -246,6 +254,16 @@ checks:
   returned: when available
   type: list
   elements: dict
+report_checks:
+  description:
+    - The checks in the form of the run report, judged - RV(checks) with the runbook C(severity) a critical
+      C(service:NAME) check means (C(P1) for a service of O(critical_services), else C(P2)); every check
+      carries the service as C(component).
+    - When the daemon cannot be reached, one C(compose) check - C(critical), C(severity=P1), C(component=docker)
+      - saying why.
+  returned: always
+  type: list
+  elements: dict
 stats_sampled:
   description: Whether CPU/memory samples were taken.
   returned: when available
@@ -317,6 +335,7 @@ def build_argument_spec():
         memory_percent_critical=dict(type="float", default=95.0),
         cpu_percent_warning=dict(type="float"),
         cpu_percent_critical=dict(type="float"),
+        critical_services=dict(type="list", elements="str", default=[]),
     )
 
 
@@ -884,6 +903,30 @@ def container_checks(c, params):
     return checks
 
 
+def report_checks(checks, critical_services):
+    """``checks`` in the run report's form: a critical ``service:`` check gets the runbook severity (P1 for a
+    critical service, P2 for the others); components are already the services."""
+    out = []
+    for chk in checks:
+        kind, _, subject = chk["name"].partition(":")
+        chk = dict(chk)
+        if kind == "service" and chk["status"] == "critical":
+            chk["severity"] = "P1" if subject in critical_services else "P2"
+        out.append(chk)
+    return out
+
+
+def unavailable_checks(reason):
+    """The report check when the compose state is unknown (the daemon did not answer, or the gather failed)."""
+    return [dict(name="compose", status="critical", value=False, threshold=True, component="docker", severity="P1",
+                 message="compose state unknown: %s" % (reason or "the Docker daemon did not answer"))]
+
+
+def failed_report_checks(params, msg):
+    """health_gather: the report checks of a part that failed (``msg`` says why)."""
+    return unavailable_checks(msg)
+
+
 def stats_options(params):
     """``(stats_method, stats_window)`` of a params dict (defaults for a dict without them), or ValueError."""
     method = params.get("stats_method") or "auto"
@@ -926,6 +969,8 @@ def gather(module, client):
                     missing=expected, exited=[], restarting=[], unhealthy=[], services={}, containers=[],
                     checks=[dict(name="project:%s" % project, component=project,
                                 **check("critical", 0, None, msg))],
+                    report_checks=[dict(name="project:%s" % project, component=project,
+                                        **check("critical", 0, None, msg))],
                     stats_sampled=False, stats_methods={}, stats_window_seconds=None,
                     duration_seconds=round(time.monotonic() - started, 3))
 
@@ -1019,7 +1064,8 @@ def gather(module, client):
     return dict(available=True, project=project, project_found=True, status=status, summary="; ".join(parts),
                 expected_services=sorted(expected), expected_source=source, missing=missing, exited=exited,
                 restarting=restarting, unhealthy=unhealthy, services=services, containers=containers,
-                checks=checks, stats_sampled=bool(params["stats"]), stats_methods=methods,
+                checks=checks, report_checks=report_checks(checks, params["critical_services"]),
+                stats_sampled=bool(params["stats"]), stats_methods=methods,
                 stats_window_seconds=window if methods.get("cgroup") else None,
                 duration_seconds=round(time.monotonic() - started, 3))
 
@@ -1036,12 +1082,14 @@ def run(module):
     project = module.params["project"]
     client, reason = connect(module)
     if client is None:
-        module.exit_json(**unavailable_result(reason, project=project, status="unknown", summary=reason))
+        module.exit_json(**unavailable_result(reason, project=project, status="unknown", summary=reason,
+                                              report_checks=unavailable_checks(reason)))
     try:
         result = gather(module, client)
     except DOCKER_ERRORS as exc:
         reason = docker_error_reason(exc, module.params["docker_host"])
-        module.exit_json(**unavailable_result(reason, project=project, status="unknown", summary=reason))
+        module.exit_json(**unavailable_result(reason, project=project, status="unknown", summary=reason,
+                                              report_checks=unavailable_checks(reason)))
     finally:
         client.close()
     module.exit_json(changed=False, **json_safe(result))

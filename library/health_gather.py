@@ -23,6 +23,10 @@ description:
   - A part that fails (the module would have failed) returns C(failed=true) and C(msg) under its name; the
     other parts are unaffected and this module does not fail. A part still running after I(timeout) seconds is
     reported the same way.
+  - Each part's module returns its checks judged, in the form of the run report (C(report_checks)). A failed
+    part of M(postgres_health), M(redis_health), M(compose_logs), M(compose_status) or M(host_resources) carries
+    C(report_checks) as well, from that module, that say what could not be measured and why (for example
+    C(postgres_liveness) critical with the runbook severity P0).
   - Options that a part's module rejects in its own checks, after its argument spec (an unknown section, a bad
     regular expression), make that part fail the same way.
   - Secrets in the parts' options (the modules' C(no_log) options such as passwords, and passwords written in URLs)
@@ -64,7 +68,8 @@ options:
     type: float
     default: 60
 notes:
-  - Each part's result is its module's result without C(changed) and C(invocation).
+  - Each part's result is its module's result without C(changed) and C(invocation); a failed part's is
+    C(failed), C(msg) and, for the parts named above, C(report_checks).
 seealso:
   - module: http_probe
   - module: postgres_health
@@ -269,6 +274,7 @@ def gather(module):
         thread.start()
         threads[name] = thread
 
+    validated = {}
     for name in START_ORDER:
         if name not in wanted:
             continue
@@ -276,6 +282,7 @@ def gather(module):
         if problem:
             problems.append(problem)
         elif not problems:
+            validated[name] = params
             start(name, params)  # read-only: abandoned with the process if a later part's options are bad
     if problems:
         module.fail_json(msg="invalid options: " + " | ".join(problems))
@@ -290,6 +297,9 @@ def gather(module):
             part = dict(failed=True, msg="%s did not finish within %g s" % (name, timeout))
         if part.get("failed"):
             failed.append(name)
+            judge = getattr(part_module(name), "failed_report_checks", None)
+            if judge is not None:  # what the report lists for a part that could not measure
+                part = dict(part, report_checks=judge(validated[name], part.get("msg") or "no answer"))
         result[name] = part
         timings[name] = dict(started=round(box.get("started", 0.0), 3), seconds=box.get("seconds"))
     return dict(result, timings=timings, failed_parts=failed,

@@ -153,6 +153,16 @@ checks:
   returned: always
   type: list
   elements: dict
+report_checks:
+  description:
+    - The checks in the form of the run report, each with C(component=host) - C(host_memory), C(host_load),
+      C(host_cpu) as in RV(checks); when the disk section is gathered C(host_disk), the fullest file system (the
+      runbook's Key Metric - its C(disk:) check renamed, with C(path) and C(mounts), the RV(disks) entries of the
+      distinct file systems), then C(disk:<path>) and C(inodes:<path>) once per file system (paths on the same
+      file system give one pair, the first path's).
+  returned: always
+  type: list
+  elements: dict
 status:
   description: Worst status of the checks.
   returned: always
@@ -473,6 +483,7 @@ def gather(params):
     except (OSError, ValueError, IndexError):
         result["uptime_seconds"] = None
     result["checks"] = checks
+    result["report_checks"] = report_checks(checks, result.get("disks", []))
     result["status"] = worst_status(c["status"] for c in checks)
     parts = []
     if "memory" in result:
@@ -489,6 +500,38 @@ def gather(params):
                                                           _gib(biggest["rss_bytes"])))
     result["summary"] = "; ".join(parts) or "nothing gathered"
     return result
+
+
+def _file_system_key(entry):
+    return (entry["total_bytes"], entry["used_bytes"], entry["free_bytes"], entry["inodes_total"])
+
+
+def report_checks(checks, disks):
+    """The report's host checks: memory, load and CPU; ``host_disk`` (the fullest file system, with its path and
+    the distinct file systems as ``mounts``); each file system's disk:/inodes: checks once."""
+    seen, distinct = set(), []
+    for entry in disks:
+        key = _file_system_key(entry)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(entry["path"])
+    out = [dict(c) for c in checks if c["name"] in ("host_cpu", "host_memory", "host_load")]
+    disk_checks = [c for c in checks if c["name"].startswith("disk:")]
+    if disk_checks:
+        # the fullest; the first of equals (a stable sort), an unmeasured value last
+        fullest = sorted(disk_checks, key=lambda c: -c["value"] if c["value"] is not None else float("inf"))[0]
+        out.append(dict(fullest, name="host_disk", path=fullest["name"][len("disk:"):],
+                        mounts=[dict(e) for e in disks if e["path"] in distinct]))
+    kept = {"%s:%s" % (kind, path) for kind in ("disk", "inodes") for path in distinct}
+    out.extend(dict(c) for c in checks if c["name"] in kept)
+    return out
+
+
+def failed_report_checks(params, msg):
+    """health_gather: the report checks of a part that failed (``msg`` says why), the Key Metrics unmeasured."""
+    return [dict(name=name, status="unknown", value=None, threshold=None, component="host",
+                 message="%s not measured: %s" % (name, msg))
+            for name in ("host_cpu", "host_memory", "host_disk", "host_load")]
 
 
 def run(module):

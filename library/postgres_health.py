@@ -223,6 +223,17 @@ checks:
   type: dict
   sample: {"connections": {"name": "connections", "status": "ok", "value": 7.2,
            "threshold": {"warning": 80.0, "critical": 95.0}, "message": "connection usage 7.2% ..."}}
+report_checks:
+  description: >-
+    The checks in the form of the run report, in the order of RV(checks): each name prefixed with C(postgres_)
+    (C(postgres_liveness), C(postgres_connections), ...), C(component=postgres), and the runbook C(severity) of a
+    critical C(postgres_liveness) (P0, the database unavailable) or C(postgres_connections) (P1, database
+    connection issues); C(postgres_connections) has C(unit=%). When the server is unavailable,
+    C(postgres_connections) (the Key Metric, when the connections section was asked for) is listed as
+    C(unknown), not measured.
+  returned: always
+  type: list
+  elements: dict
 server:
   description: Version, version number, start time, uptime in seconds, recovery state, database, user and pid.
   returned: when available
@@ -808,6 +819,7 @@ class Gatherer:
             with contextlib.suppress(Exception):
                 conn.close()
         self.result["checks"] = self.checks
+        self.result["report_checks"] = report_checks(self.checks, sections, p, self.result.get("reason"))
         self.result["status"] = worst_status(c["status"] for c in self.checks.values())
         self.result["duration_ms"] = elapsed_ms(started)
         return json_safe(self.result)
@@ -821,8 +833,44 @@ class Gatherer:
         self.checks = {}
         self.add("liveness", check("critical", False, None, "PostgreSQL unavailable (%s): %s" % (category, reason)))
         self.result["checks"] = self.checks
+        self.result["report_checks"] = report_checks(self.checks, self.result["sections"], self.p, reason)
         self.result["duration_ms"] = elapsed_ms(started)
         return json_safe(self.result)
+
+
+# The runbook severity of a critical check (others count as P2 in the report).
+REPORT_SEVERITY = {"liveness": "P0", "connections": "P1"}
+
+
+def report_checks(checks, sections, params, reason):
+    """``checks`` (by name) in the run report's form; the Key Metrics of the asked sections that were not
+    measured (the server unavailable) as unknown checks."""
+    out = []
+    for name, chk in checks.items():
+        chk = dict(chk, name="postgres_" + name, component="postgres")
+        if name == "connections":
+            chk["unit"] = "%"
+        if chk["status"] == "critical" and name in REPORT_SEVERITY:
+            chk["severity"] = REPORT_SEVERITY[name]
+        out.append(chk)
+    if "connections" in sections and "connections" not in checks:  # the Key Metric, listed measured or not
+        out.append(missing_connections_check(params, reason or "PostgreSQL unavailable"))
+    return out
+
+
+def missing_connections_check(params, reason):
+    return {"name": "postgres_connections", "status": "unknown", "value": None, "component": "postgres", "unit": "%",
+            "threshold": {"warning": params["connections_warning_pct"], "critical": params["connections_critical_pct"]},
+            "message": "connections not measured: %s" % reason}
+
+
+def failed_report_checks(params, msg):
+    """health_gather: the report checks of a part that failed (``msg`` says why)."""
+    out = [{"name": "postgres_liveness", "status": "critical", "value": False, "threshold": None,
+            "component": "postgres", "severity": "P0", "message": "PostgreSQL unavailable: %s" % msg}]
+    if "connections" in params["sections"]:
+        out.append(missing_connections_check(params, "PostgreSQL unavailable"))
+    return out
 
 
 def _fmt_num(value):

@@ -212,6 +212,14 @@ checks:
       value: 0.44
       threshold: {warning: 80, critical: 90}
       message: "memory used 0.44% of maxmemory is within thresholds"
+report_checks:
+  description:
+    - The checks in the form of the run report - RV(checks) with C(component=redis) and the runbook C(severity=P1)
+      on a critical C(redis_available) (Redis unavailable). When the server is unavailable, C(redis_memory) (the Key
+      Metric, when the memory section was asked for) is listed as C(unknown), not measured.
+  returned: always
+  type: list
+  elements: dict
 ping_ms:
   description: Round trip of one PING on the established connection, in milliseconds.
   returned: when available is true
@@ -798,6 +806,34 @@ class Gatherer:
         return self.result
 
 
+def report_checks(checks, sections, reason=None):
+    """``checks`` in the run report's form; with ``reason`` (the server unavailable) the Key Metric
+    ``redis_memory`` of an asked memory section as an unknown check."""
+    out = []
+    for chk in checks:
+        chk = dict(chk, component="redis")
+        if chk["name"] == "redis_available" and chk["status"] == "critical":
+            chk["severity"] = "P1"
+        out.append(chk)
+    names = {c["name"] for c in checks}
+    if reason is not None and "memory" in sections and "redis_memory" not in names:
+        out.append({"name": "redis_memory", "status": "unknown", "value": None, "threshold": None,
+                    "message": "redis_memory not measured: %s" % reason, "component": "redis"})
+    return out
+
+
+def unavailable(reason, kind):
+    """The result when the server is not available."""
+    checks = [named("redis_available", check("critical", False, True, reason))]
+    return dict(changed=False, available=False, reason=reason, reason_kind=kind, status="critical", checks=checks)
+
+
+def failed_report_checks(params, msg):
+    """health_gather: the report checks of a part that failed (``msg`` says why)."""
+    checks = [named("redis_available", check("critical", False, True, "Redis check failed: %s" % msg))]
+    return report_checks(checks, params["sections"], msg)
+
+
 def run(module):
     """The module's work for an AnsibleModule-like object (params, fail_json, exit_json, no_log_values);
     health_gather calls it in-process with its own."""
@@ -809,21 +845,20 @@ def run(module):
     client, error = connect(p, client_name="ansible-redis_health")
     if error is not None:
         kind, reason = error
-        module.exit_json(changed=False, available=False, reason=reason, reason_kind=kind, status="critical",
-                         checks=[named("redis_available", check("critical", False, True, reason))])
+        result = unavailable(reason, kind)
+        module.exit_json(report_checks=report_checks(result["checks"], sections, reason), **result)
     try:
         gatherer = Gatherer(module, client)
         try:
             result = gatherer.run(sections)
         except Exception as exc:  # the connection dropped mid-gather: a result, not a traceback
             reason = describe_error(exc, p, action="query")
-            module.exit_json(changed=False, available=False, reason=reason, reason_kind=classify_error(exc),
-                             status="critical",
-                             checks=[named("redis_available", check("critical", False, True, reason))])
+            result = unavailable(reason, classify_error(exc))
+            module.exit_json(report_checks=report_checks(result["checks"], sections, reason), **result)
         checks = [named("redis_available", check("ok", True, True, "PONG in %.2f ms" % result["ping_ms"]))]
         checks += gatherer.checks
         module.exit_json(changed=False, available=True, status=worst_status(c["status"] for c in checks),
-                         checks=checks, **json_safe(result))
+                         checks=checks, report_checks=report_checks(checks, sections), **json_safe(result))
     finally:
         client.close()
 
