@@ -33,7 +33,7 @@ COMMANDS = {"command", "shell", "ansible.builtin.command", "ansible.builtin.shel
             "ansible.legacy.shell", "raw", "ansible.builtin.raw"}
 COMPOSE_RE = re.compile(r"docker[ -]compose|compose_command|compose_argv")
 DEFAULT_RE = re.compile(r"\bmarketplace_\w+\s*\|\s*default\(")
-LOGIN_RE = re.compile(r"""['"]?login_password['"]?\s*:""")
+LOGIN_RE = re.compile(r"""(?<![\w])['"]?login_password['"]?\s*:""")
 
 
 class Loader(yaml.SafeLoader):
