@@ -1,0 +1,55 @@
+"""The database role's report pieces from postgres_health's result: the one-line summary of db-status and the
+slow-query lines it prints. Plain data in, plain data out (tests/unit/test_database_filters.py)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+_WS = re.compile(r"\s+")
+
+
+def _d(value) -> Mapping:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _truncate(text, length: int, end: str = "...", leeway: int = 5) -> str:
+    """Jinja's truncate filter (killwords=False, the default leeway of 5)."""
+    text = str(text)
+    if len(text) <= length + leeway:
+        return text
+    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+
+
+def database_summary(pg, active_queries=None) -> str:
+    """'PostgreSQL <version> up <s> s; <db sizes>; <n> client backends of <usable> usable (<pct>%); <n> active,
+    <n> long-running, <n> blocking pair(s); slow queries: ...', or why PostgreSQL is unavailable."""
+    pg = _d(pg)
+    if not bool(pg.get("available", False)):
+        return "PostgreSQL unavailable: %s" % (pg.get("reason", "no answer"),)
+    server, conn, slow = _d(pg.get("server")), _d(pg.get("connections")), _d(pg.get("slow_queries"))
+    try:
+        uptime = int(server.get("uptime_seconds", 0))
+    except (TypeError, ValueError):
+        uptime = 0
+    sizes = ", ".join("%s %s" % (d.get("name"), d.get("size_pretty")) for d in pg.get("databases") or [])
+    if slow.get("enabled", False):
+        slow_text = "slow queries: %s listed" % len(slow.get("by_mean") or [])
+    else:
+        slow_text = "slow queries unavailable: %s" % (slow.get("reason", "not gathered"),)
+    return ("PostgreSQL %s up %s s; %s; %s client backends of %s usable (%s%%); %s active, %s long-running,"
+            " %s blocking pair(s); %s") % (
+        server.get("version", "?"), uptime, sizes or "sizes not gathered", conn.get("client_backends", "?"),
+        conn.get("usable", "?"), conn.get("pct", "?"), len(active_queries or []), len(pg.get("long_queries") or []),
+        len(pg.get("blocking") or []), slow_text)
+
+
+def database_slow_lines(pg) -> list:
+    """One line per slow statement (by mean execution time): mean ms, calls, the query on one line."""
+    return ["slow: %s ms mean, %s calls: %s" % (round(q["mean_exec_time_ms"], 1), q["calls"],
+                                                _truncate(_WS.sub(" ", str(q.get("query", ""))), 160))
+            for q in _d(_d(pg).get("slow_queries")).get("by_mean") or []]
+
+
+class FilterModule:
+    def filters(self):
+        return {"database_summary": database_summary, "database_slow_lines": database_slow_lines}
