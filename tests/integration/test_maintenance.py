@@ -255,6 +255,32 @@ def test_weekly_twice_with_confirm_second_run_changes_only_declared_actions(stac
     assert package_versions(pending[:50]) == versions
 
 
+@pytest.mark.parametrize("confirm", [True, False], ids=["confirmed", "described"])
+def test_weekly_analyze_that_cannot_connect_is_a_failed_step(stack_env, pg_dsn, confirm):
+    """An ANALYZE (or, unconfirmed, the listing of what it would analyse) that cannot log in - a wrong password
+    for this run - is a critical check naming the failure, never "ok, 0 tables"; nothing is analysed."""
+    wrong = "not-the-password-%d" % int(time.time())
+    analyzed_before = {t: a for t, (_, a) in db_snapshot(pg_dsn).items()}
+    result = run("weekly-maintenance", tags="analyze",
+                 extravars={"confirm": confirm, "marketplace_db_password": wrong})
+    assert result.rc == 0, result.stdout[-3000:]  # maintenance reports its findings; the run itself ends
+    assert_no_traceback(result)
+    rep = result.report
+    analyze = check_by_name(rep, "analyze")
+    assert analyze["status"] == "critical", analyze
+    assert "password authentication failed" in analyze["message"] or "could not connect" in analyze["message"]
+    assert ("ANALYZE failed" if confirm else "could not list the tables") in analyze["message"]
+    assert "0 table(s)" not in analyze["message"] and not analyze["message"].startswith("analysed")
+    action = next(a for a in rep["actions"] if a["name"] == f"ANALYZE the database {ACTS}")
+    assert action["changed"] is False and not action["detail"].startswith("analysed")
+    assert ("ANALYZE failed" in action["detail"]) if confirm else ("not planned" in action["detail"])
+    assert rep["status"] == "critical" and rep["summary"].startswith("weekly maintenance: ")
+    assert "analyze critical" in rep["summary"] and rep["schedule"] == "weekly"
+    assert rep["steps"] == ["os_updates", "docker_prune", "analyze", "ssl"] and rep["confirmed"] is confirm
+    assert {t: a for t, (_, a) in db_snapshot(pg_dsn).items()} == analyzed_before
+    assert wrong not in raw_artifacts(result)
+
+
 def test_weekly_over_ssh_gives_the_same_result_as_local(stack_env, ssh_target):
     # (weekly probes no application container, so other tests recreating the backend do not matter here)
     local = run("weekly-maintenance")
