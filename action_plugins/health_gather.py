@@ -1,7 +1,7 @@
 # The `health_gather` task. On a local connection whose Python is the controller's own (the demo inventory:
 # ansible_connection=local, ansible_python_interpreter={{ ansible_playbook_python }}), the parts run in this
-# task's worker process instead of a module process: the module's own code (library/health_gather.py, its
-# gather() and the parts' run()), the same argument specs, results, masking and errors, without building the
+# task's worker process instead of a module process: the module's own code (module_utils/marketplace_health_gather.py,
+# its gather() and the parts' run()), the same argument specs, results, masking and errors, without building the
 # AnsiballZ payload (~0.25 s: ansible-core parses every module_utils file it packs, 60-odd for this module) and
 # without a second Python start-up that imports ansible.module_utils.basic (~0.2 s). That is about a sixth of a
 # health check.
@@ -17,19 +17,26 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from ansible import constants as C
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
-from ansible.module_utils.common.parameters import remove_values
-from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.utils.display import Display
 
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[1] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
+
 display = Display()
 
 MODULE_NAME = "health_gather"
+MODULE_CODE = "marketplace_health_gather"
 SWITCH = "health_gather_in_process"
 
 
@@ -44,22 +51,6 @@ def _same_python(interpreter):
                 and os.path.samefile(interpreter, mine))
     except OSError:
         return False
-
-
-def _load_gather_module(path):
-    """library/health_gather.py, with the configured module_utils paths (module_utils/ and library/, see
-    ansible.cfg) appended to ansible.module_utils as AnsiballZ would pack them. This worker process ends with
-    the task, so the additions go with it."""
-    import ansible.module_utils
-
-    for entry in C.DEFAULT_MODULE_UTILS_PATH or []:
-        entry = os.path.abspath(os.path.expanduser(str(entry)))
-        if os.path.isdir(entry) and entry not in ansible.module_utils.__path__:
-            ansible.module_utils.__path__.append(entry)
-    spec = importlib.util.spec_from_file_location("marketplace_health_gather", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class ActionModule(NormalAction):
@@ -89,14 +80,11 @@ class ActionModule(NormalAction):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         refusal = self._in_process_refusal(task_vars)
-        path = None
-        if refusal is None:
-            path = self._shared_loader_obj.module_loader.find_plugin(MODULE_NAME)
-            if not path:
-                refusal = "the module file was not found"
         if refusal is None:
             try:
-                gather_module = _load_gather_module(path)
+                # The module's code as AnsiballZ would pack it: ansible.module_utils.marketplace_health_gather
+                # and the files it imports, from the configured module_utils paths.
+                gather_module = _loader.module_code(MODULE_CODE, C.DEFAULT_MODULE_UTILS_PATH)
             except ImportError as exc:  # the module process would name the missing import itself
                 refusal = "its code did not import here (%s)" % exc
         if refusal is not None:
@@ -108,26 +96,13 @@ class ActionModule(NormalAction):
         result.update(self._run_in_process(gather_module))
         return result
 
-    def _module_args(self):
-        """The task's arguments as the module would receive them (AnsiballZ's JSON, controller to module)."""
-        encoder = get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)
-        decoder = get_module_decoder("legacy", Direction.CONTROLLER_TO_MODULE)
-        return json.loads(json.dumps(dict(self._task.args), cls=encoder), cls=decoder)
-
     def _run_in_process(self, gather_module):
         # Validate like AnsibleModule: the same spec and messages, and the same masking of no_log values.
         # MarketplaceModule's masking before any failure: the parts' passwords (nested, unknown to the top-level
         # spec), the passwords in URLs and conninfo strings, registered before anything can fail.
-        params = self._module_args()
         spec = gather_module.build_argument_spec()
-        no_log_values = gather_module.early_no_log_values(params, spec)
-        validation = ArgumentSpecValidator(spec).validate(params)
-        params.update(validation.validated_parameters)
-        no_log_values.update(validation._no_log_values)
-        if validation.error_messages:
-            msg = validation.errors.msg
-            if isinstance(validation.errors[0], UnsupportedError):
-                msg = "Unsupported parameters for (%s) module: %s" % (MODULE_NAME, msg)
+        params, msg, no_log_values = _loader.validate_module_args(self, spec, gather_module.early_no_log_values)
+        if msg:
             result = dict(failed=True, msg=msg)
         else:
             # gather() needs of its module what each part needs: the module's own PartModule serves both.
@@ -142,8 +117,7 @@ class ActionModule(NormalAction):
                     MODULE_NAME, type(exc).__name__, exc, frame.filename.rsplit("/", 1)[-1], frame.lineno))
         # As AnsibleModule.exit_json/fail_json: the arguments under invocation, every no_log value masked, and
         # the result through the JSON a module process would print (module to controller).
-        result["invocation"] = {"module_args": params}
-        result = remove_values(result, no_log_values)
+        result = _loader.module_result(result, params, no_log_values)
         encoder = get_module_encoder("legacy", Direction.MODULE_TO_CONTROLLER)
         decoder = get_module_decoder("legacy", Direction.MODULE_TO_CONTROLLER)
         return json.loads(json.dumps(result, cls=encoder), cls=decoder)

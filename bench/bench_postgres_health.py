@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devtools import stackenv  # noqa: E402
-from devtools.modules import load_module, run_module  # noqa: E402
+from devtools.modules import load_utils, run_module  # noqa: E402
 
 # The runbook's questions as psql one-liners (PG 15 names: mean_exec_time, not mean_time).
 ONE_LINERS = [
@@ -139,7 +139,7 @@ def main() -> None:
         psql.append(run_one_liners(env))
 
     m_in, m_fresh, m_psql = (statistics.median(x) for x in (inproc, fresh, psql))
-    sections = ", ".join(load_module("postgres_health").SECTIONS)
+    sections = ", ".join(load_utils("marketplace_postgres_health").SECTIONS)
     print("postgres_health full gather vs the runbook's psql one-liners (%d rounds, same run)" % args.rounds)
     print("  module sections: %s" % sections)
     print("  psql side: %d one-liners, one `docker compose exec -T postgres ...` each" % len(ONE_LINERS))

@@ -20,10 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "library"
 MODULE_UTILS = ROOT / "module_utils"
 
-# As ansible.cfg configures it (module_utils = module_utils:library): health_gather imports the health modules.
-for _path in (MODULE_UTILS, LIBRARY):
-    if str(_path) not in ansible.module_utils.__path__:
-        ansible.module_utils.__path__.append(str(_path))
+# As ansible.cfg configures it (module_utils = module_utils).
+if str(MODULE_UTILS) not in ansible.module_utils.__path__:
+    ansible.module_utils.__path__.append(str(MODULE_UTILS))
 
 
 def load_utils(name: str):

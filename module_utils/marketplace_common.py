@@ -95,14 +95,6 @@ def validate_non_negative(module, params, names):
         module.fail_json(msg="option(s) must not be negative: %s" % ", ".join(sorted(bad)))
 
 
-def validate_choices_list(module, values, allowed, option):
-    """fail_json for unknown entries of a list option (e.g. sections)."""
-    unknown = [v for v in (values or []) if v not in allowed]
-    if unknown:
-        module.fail_json(msg="unknown %s: %s (choose from %s)"
-                         % (option, ", ".join(map(str, unknown)), ", ".join(sorted(allowed))))
-
-
 # --- Masking before any failure -------------------------------------------------------------------------------
 # AnsibleModule learns the no_log values of its top-level options (and of sub-options declared with `options`)
 # while it validates, but not the secrets in a dict option handled by hand (health_gather's parts), nor the

@@ -47,6 +47,22 @@ def module_utils(name):
         raise ImportError("%s.py not found in %s" % (name, ", ".join(package.__path__))) from None
 
 
+def module_code(name, paths):
+    """module_utils/<name>.py imported the way AnsiballZ's modules import it, as ``ansible.module_utils.<name>``
+    with its absolute imports of other module_utils files: the directories ``paths`` (the module_utils paths
+    ansible is configured with) are appended to ansible.module_utils' search path. For an action plugin that
+    runs a module's code in its task's worker process (health_gather), which ends with the task."""
+    import os
+
+    import ansible.module_utils
+
+    for entry in paths or []:
+        entry = os.path.abspath(os.path.expanduser(str(entry)))
+        if os.path.isdir(entry) and entry not in ansible.module_utils.__path__:
+            ansible.module_utils.__path__.append(entry)
+    return importlib.import_module("ansible.module_utils." + name)
+
+
 # ------------------------------------------------------------------- action plugins that stand in for a module
 # marketplace_report and health_gather run a module's code in the controller's process. What the task gets back
 # must be what the module would have returned: its arguments as AnsiballZ hands them over, validated with the

@@ -154,6 +154,11 @@ def parse_mountinfo(text):
     return mounts
 
 
+def cgroup_mounts(proc_root=PROC):
+    """parse_mountinfo of this process's /proc/self/mountinfo (OSError when it cannot be read)."""
+    return parse_mountinfo(read_text(os.path.join(proc_root, "self", "mountinfo")))
+
+
 def parse_proc_cgroup(text):
     """Lines of /proc/<pid>/cgroup (``hierarchy-id:controllers:path``) -> ``[(controllers, path)]``;
     the cgroup v2 line (``0::/path``) has an empty controller set."""

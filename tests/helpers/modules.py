@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import sys
 
-from devtools.modules import LIBRARY, MODULE_UTILS, ROOT, load_module, run_module
+from devtools.modules import LIBRARY, MODULE_UTILS, ROOT, load_module, load_utils, run_module
 
 ANSIBLE_CFG = ROOT / "ansible.cfg"
 
-__all__ = ["LIBRARY", "MODULE_UTILS", "ROOT", "load_module", "module_docs", "run_module", "sys"]
+__all__ = ["LIBRARY", "MODULE_UTILS", "ROOT", "load_module", "load_utils", "module_docs", "run_module", "sys"]
 
 
 # Keys Ansible itself adds to every result; RETURN does not need to document them.

@@ -18,7 +18,7 @@ import docker
 import pytest
 import requests
 
-from tests.helpers.modules import assert_return_documented, load_module, run_module
+from tests.helpers.modules import assert_return_documented, load_utils, run_module
 
 STACK_PROJECT = "equipment-marketplace"
 SECRET_NAMES = ("POSTGRES_PASSWORD", "APP_DB_PASSWORD", "REDIS_PASSWORD", "JWT_SECRET")
@@ -298,7 +298,7 @@ def test_real_stack_output_carries_no_secret(secrets):
 
 
 def test_line_splitter_joins_chunks_and_cuts_long_lines():
-    mod = load_module("compose_logs")
+    mod = load_utils("marketplace_compose_logs")
     chunks = [b"one\ntw", b"o\nthr", b"ee", b"\n", b"A" * 50, b"B" * 50, b"C\nfour", b"\nlast"]
     assert list(mod.iter_log_lines(chunks, cap=40)) == [
         (b"one", False), (b"two", False), (b"three", False), (b"A" * 40, True), (b"four", False),
@@ -328,7 +328,7 @@ def test_redactor_env_urls_patterns_and_truncation():
 
 
 def test_since_until_parsing():
-    mod = load_module("compose_logs")
+    mod = load_utils("marketplace_compose_logs")
     now = 1_000_000.0
     assert mod.parse_point("300", now) == now - 300
     assert mod.parse_point("15m", now) == now - 900

@@ -15,7 +15,7 @@ import uuid
 import docker
 import pytest
 
-from tests.helpers.modules import assert_return_documented, load_module, run_module
+from tests.helpers.modules import assert_return_documented, load_utils, run_module
 
 DAEMON_METHODS = ("daemon_precpu", "second_read")
 
@@ -303,7 +303,7 @@ def _check_burner(throwaway):
 def test_cpu_percent_equals_docker_stats_for_the_same_sample(throwaway, sdk):
     """Subscribed in the same daemon interval, `docker stats` and the module see the same two samples:
     their CPU% must agree (that checks the formula, the precpu handling and the per-core scale)."""
-    mod = load_module("compose_status")
+    mod = load_utils("marketplace_compose_status")
     _compose(throwaway["project"], throwaway["dir"], "up", "-d", "burner")
     try:
         burner = throwaway["container"]("burner")
@@ -331,7 +331,7 @@ def _docker_stats_cli(names):
 def test_cgroup_sample_agrees_with_docker_stats(throwaway, sdk):
     """The cgroup CPU% of the limited busy burner is docker stats' figure for an overlapping window, an idle
     container reads 0, and memory usage/limit and pids are what the daemon reports for the same counters."""
-    mod = load_module("compose_status")
+    mod = load_utils("marketplace_compose_status")
     _compose(throwaway["project"], throwaway["dir"], "up", "-d", "burner", "idler")
     try:
         burner, idler = throwaway["container"]("burner"), throwaway["container"]("idler")
@@ -373,7 +373,7 @@ def test_cgroup_sample_agrees_with_docker_stats(throwaway, sdk):
 
 def test_auto_falls_back_to_the_daemon_when_the_cgroup_is_not_readable(throwaway, sdk, tmp_path):
     """auto: cgroup where readable, the daemon for the rest (saying why); cgroup: an error instead."""
-    mod = load_module("compose_status")
+    mod = load_utils("marketplace_compose_status")
     sleeper, sick = throwaway["container"]("sleeper"), throwaway["container"]("sick")
     targets = [(sleeper["Id"], sleeper["State"]["Pid"], False)]
     started = time.monotonic()
@@ -423,7 +423,7 @@ def test_stopped_then_removed_service_is_reported_exited_then_missing(throwaway)
 
 def test_cpu_percent_falls_back_to_a_second_read_when_precpu_is_empty():
     """Pure check of the CPU computation (what cgroup v1 gives on a first read with an empty precpu)."""
-    mod = load_module("compose_status")
+    mod = load_utils("marketplace_compose_status")
 
     def cpu(total, system):
         return {"cpu_usage": {"total_usage": total, "percpu_usage": [0, 0]}, "system_cpu_usage": system,
@@ -452,108 +452,3 @@ def test_cpu_percent_falls_back_to_a_second_read_when_precpu_is_empty():
     assert stats["cpu_window_seconds"] == pytest.approx(1.0)
     assert stats["memory_usage"] == 200 and stats["memory_percent"] == pytest.approx(20.0)
     assert mod.cpu_percent(cpu(5, 10), {"cpu_usage": {"total_usage": 0}}) is None
-
-
-
-# ------------------------------------------------------------------------------ cgroup trees (fakes)
-
-CID = "4ebfc13336f5919acfdf96665f27018c94a0b70890b94915a69d7209697dcfba"
-OTHER = "e97e95696c04a6b9efd384d797d51edc263ef9239024544dcd150fb76ead1913"
-
-
-def _fake_host(tmp_path, mountinfo, proc_cgroup, files, meminfo_kb=1024 * 1024):
-    """A /proc (self/mountinfo, 42/cgroup, meminfo) and cgroup files under tmp_path ({MNT} = tmp_path)."""
-    proc = tmp_path / "proc"
-    (proc / "self").mkdir(parents=True)
-    (proc / "42").mkdir()
-    (proc / "self" / "mountinfo").write_text(mountinfo.replace("{MNT}", str(tmp_path)))
-    (proc / "42" / "cgroup").write_text(proc_cgroup)
-    (proc / "meminfo").write_text(f"MemTotal:       {meminfo_kb} kB\nMemFree:  1 kB\n")
-    for rel, text in files.items():
-        path = tmp_path / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return str(proc)
-
-
-V1_MOUNTINFO = """31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / {MNT}/cg/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
-35 31 0:32 / {MNT}/cg/memory rw,relatime - cgroup cgroup rw,memory
-39 31 0:36 / {MNT}/cg/pids rw,relatime - cgroup cgroup rw,pids
-40 31 0:37 / {MNT}/cg/systemd rw,relatime - cgroup cgroup rw,name=systemd
-41 31 0:38 / {MNT}/cg/unified rw,relatime - cgroup2 cgroup2 rw
-"""
-V1_CGROUP = f"""9:name=systemd:/docker/{CID}
-8:pids:/docker/{CID}
-4:memory:/docker/{CID}
-1:cpu,cpuacct:/docker/{CID}
-0::/docker/{CID}
-"""
-
-
-def test_locate_and_sample_cgroup_v1_cgroupfs(tmp_path):
-    mod = load_module("compose_status")
-    proc = _fake_host(tmp_path, V1_MOUNTINFO, V1_CGROUP, {
-        f"cg/cpu,cpuacct/docker/{CID}/cpuacct.usage": "1000000000\n",
-        f"cg/memory/docker/{CID}/memory.usage_in_bytes": "300000\n",
-        f"cg/memory/docker/{CID}/memory.limit_in_bytes": "9223372036854771712\n",
-        f"cg/memory/docker/{CID}/memory.stat": "cache 5\ninactive_file 7\ntotal_inactive_file 100000\n",
-        f"cg/pids/docker/{CID}/pids.current": "3\n",
-    })
-    mounts = mod.parse_mountinfo((tmp_path / "proc" / "self" / "mountinfo").read_text())
-    assert {"cpu", "cpuacct"} in [m["controllers"] for m in mounts]
-    loc = mod.locate_cgroup(42, CID, mounts, proc)
-    assert loc["version"] == 1
-    assert loc["cpu"] == (1, f"{tmp_path}/cg/cpu,cpuacct/docker/{CID}")
-    assert loc["memory"] == (1, f"{tmp_path}/cg/memory/docker/{CID}")
-    with pytest.raises(mod.CgroupUnavailable, match="not in a cgroup of container e97e95696c04"):
-        mod.locate_cgroup(42, OTHER, mounts, proc)
-
-    sampling = mod.start_cgroup_sampling([(CID, 42), (OTHER, 42), (CID, 43)], window=0.1, proc_root=proc)
-    assert sorted(sampling["unavailable"]) == [1, 2] and "cannot read" in sampling["unavailable"][2]
-    # 0.05 s of CPU during the window
-    (tmp_path / f"cg/cpu,cpuacct/docker/{CID}/cpuacct.usage").write_text("1050000000\n")
-    [(index, stats)] = mod.finish_cgroup_sampling(sampling, {0: False}).items()
-    assert index == 0 and stats["cpu_method"] == "cgroup" and stats["cgroup_version"] == 1
-    assert 0.1 <= stats["cpu_window_seconds"] < 0.2
-    assert stats["cpu_percent"] == pytest.approx(0.05 / stats["cpu_window_seconds"] * 100, abs=1.0)
-    assert stats["memory_usage"] == 200000  # usage - total_inactive_file
-    assert stats["memory_limit"] == 1024 * 1024 * 1024  # unlimited -> the host's MemTotal
-    assert stats["pids"] == 3 and stats["memory_limited"] is False
-
-
-def test_locate_and_sample_cgroup_v2_systemd(tmp_path):
-    """cgroup v2, systemd driver, an init that moved into a child cgroup, a mount of a sub-tree."""
-    mod = load_module("compose_status")
-    scope = f"system.slice/docker-{CID}.scope"
-    proc = _fake_host(tmp_path, "30 23 0:27 /system.slice {MNT}/cg2 rw - cgroup2 cgroup2 rw,nsdelegate\n",
-                      f"0::/{scope}/init.scope\n", {
-                          f"cg2/docker-{CID}.scope/cpu.stat": "usage_usec 2000000\nuser_usec 1\n",
-                          f"cg2/docker-{CID}.scope/memory.current": "5000\n",
-                          f"cg2/docker-{CID}.scope/memory.max": "max\n",
-                          f"cg2/docker-{CID}.scope/memory.stat": "anon 1\ninactive_file 1000\n",
-                      })
-    mounts = mod.parse_mountinfo((tmp_path / "proc" / "self" / "mountinfo").read_text())
-    loc = mod.locate_cgroup(42, CID, mounts, proc)
-    assert loc["version"] == 2 and loc["cpu"] == (2, f"{tmp_path}/cg2/docker-{CID}.scope")
-    assert loc["pids"] == (2, f"{tmp_path}/cg2/docker-{CID}.scope")
-    assert mod.read_cgroup_cpu_ns(loc) == 2_000_000_000
-    assert mod.read_cgroup_memory(loc, 10**9) == {"usage": 5000, "limit": 10**9,
-                                                   "stats": {"anon": 1, "inactive_file": 1000}}
-    assert mod.read_cgroup_pids(loc) is None  # no pids.current: optional
-    (tmp_path / f"cg2/docker-{CID}.scope/memory.max").write_text("4096\n")
-    assert mod.read_cgroup_memory(loc, 10**9)["limit"] == 4096
-    # a container cgroup outside the mounted sub-tree cannot be mapped
-    (tmp_path / "proc" / "42" / "cgroup").write_text(f"0::/docker/{CID}\n")
-    with pytest.raises(mod.CgroupUnavailable, match="no mounted cgroup hierarchy"):
-        mod.locate_cgroup(42, CID, mounts, proc)
-
-
-def test_container_cgroup_path_and_mountinfo_escapes():
-    mod = load_module("compose_status")
-    assert mod.container_cgroup_path(f"/docker/{CID}", CID) == f"/docker/{CID}"
-    assert mod.container_cgroup_path(f"/kubepods/pod1/{CID}/sub", CID) == f"/kubepods/pod1/{CID}"
-    assert mod.container_cgroup_path("/user.slice/session-1.scope", CID) is None
-    assert mod.container_cgroup_path(f"/docker/{CID}", "") is None
-    [mount] = mod.parse_mountinfo("1 2 0:3 / /a\\040b\\134c rw shared:1 - cgroup cg rw,memory\n")
-    assert mount["mountpoint"] == "/a b\\c" and mount["controllers"] == {"memory"} and mount["version"] == 1

@@ -241,7 +241,7 @@ def test_password_from_pgpassword_env(pg_params, monkeypatch):
 
 
 @pytest.mark.parametrize("extra, fragment", [
-    ({"sections": ["connections", "bogus"]}, "unknown sections: bogus"),
+    ({"sections": ["connections", "bogus"]}, "value of sections must be one or more of: liveness"),
     ({"long_query_warning_seconds": -1}, "must not be negative: long_query_warning_seconds"),
     ({"connections_warning_pct": 150}, "between 0 and 100: connections_warning_pct"),
     ({"statement_timeout": -5}, "must not be negative: statement_timeout"),

@@ -41,8 +41,6 @@ def test_every_controller_plugin_uses_the_one_loader(path):
     text = path.read_text()
     if not _uses_module_utils(text):
         return
-    if path.name == "health_gather.py" and "marketplace_controller" not in text:
-        pytest.skip("health_gather's action runs library/health_gather.py in the worker (its own import path)")
     assert BOOTSTRAP.search(text), "%s loads module_utils/ without module_utils/marketplace_controller.py" % path
     assert text.count("spec_from_file_location") == 1, "the loader's bootstrap is the only file loading"
     for word in HAND_LOADING:

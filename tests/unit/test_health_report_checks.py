@@ -7,13 +7,13 @@ import random
 import pytest
 from jinja2 import Environment
 
-from tests.helpers.modules import load_module
+from tests.helpers.modules import load_utils
 
-compose_status = load_module("compose_status")
-compose_logs = load_module("compose_logs")
-host_resources = load_module("host_resources")
-postgres_health = load_module("postgres_health")
-redis_health = load_module("redis_health")
+compose_status = load_utils("marketplace_compose_status")
+compose_logs = load_utils("marketplace_compose_logs")
+host_resources = load_utils("marketplace_host_resources")
+postgres_health = load_utils("marketplace_postgres_health")
+redis_health = load_utils("marketplace_redis_health")
 
 
 def _svc(name, status):

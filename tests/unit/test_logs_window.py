@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.helpers.modules import load_module, run_module
+from tests.helpers.modules import load_utils, run_module
 
-mod = load_module("compose_logs")
+mod = load_utils("marketplace_compose_logs")
 
 
 def test_the_forms_of_a_point_in_time():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.modules import load_module, run_module
+from tests.helpers.modules import load_module, load_utils, run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 TAG = uuid.uuid4().hex[:10]
@@ -116,7 +116,7 @@ def test_every_nested_no_log_option_is_recognised():
     every part module (and its aliases) must match the secret-key pattern."""
     from ansible.module_utils.marketplace_common import SECRET_KEY
 
-    gather = load_module("health_gather")
+    gather = load_utils("marketplace_health_gather")
     for part, module_name in gather.PART_MODULES.items():
         spec = load_module(module_name).build_argument_spec()
         for option, opt in spec.items():
