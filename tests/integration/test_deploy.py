@@ -268,13 +268,13 @@ def test_good_version_is_deployed_then_rolled_back(stack_env, original, base_var
     assert not any(a["name"].startswith("up -d") and a["changed"] for a in again.report["actions"])
     assert not any(a["name"] == "select version" and a["changed"] for a in again.report["actions"])
 
-    # rollback.yml returns to the previous recorded version (the re-deploy above does not count as one), through
-    # the compose CLI path this time.
-    back = run("rollback", extravars={**base_vars, "confirm": True, "deploy_compose_driver": "cli"})
+    # rollback.yml returns to the previous recorded version (the re-deploy above does not count as one). Compose is
+    # driven through community.docker.docker_compose_v2 only (the docker-compose v1 CLI path is gone).
+    back = run("rollback", extravars={**base_vars, "confirm": True})
     assert back.rc == 0, back.stdout[-4000:]
     assert_no_traceback(back)
     assert back.report["deploy"]["from_version"] == GOOD and back.report["deploy"]["to_version"] == original["version"]
-    assert back.report["deploy"]["compose"] == "docker compose"
+    assert back.report["deploy"]["compose"] == "community.docker.docker_compose_v2"
     assert check_by_name(back.report, "gate:api_health")["status"] == "ok"
     running = backend_containers()
     assert running and all(c.image.id == original["image_id"] for c in running)
