@@ -341,11 +341,8 @@ def health_metrics_probes(url, count, prefix="metrics_"):
     return [{"name": "%s%d" % (prefix, i), "return_content": True, "url": url} for i in range(int(count))]
 
 
-# The health check's parts in report order, what each section reads from the gather (health_gather part), and
-# which of a part's result fields are kept in the report's results.
+# The health check's parts in report order, and which of a part's result fields the report's results keep.
 HEALTH_ORDER = ("http", "postgres", "redis", "logs", "traffic", "host", "compose")
-HEALTH_PART = {"postgres": "postgres", "redis": "redis", "logs": "logs", "host": "host", "services": "compose",
-               "containers": "compose"}
 HEALTH_RESULT_KEYS = {
     "http": ("nginx_health", "api_health", "api_health_https"),
     "postgres": ("available", "reason", "server", "connections", "liveness"),
