@@ -144,6 +144,24 @@ def test_disk_threshold_below_usage_is_reported(stack_env):
     assert check_by_name(again.report, "host_disk")["value"] == pytest.approx(disk["value"], abs=1.0)
 
 
+def test_a_new_threshold_reaches_the_check(stack_env):
+    """marketplace_threshold_redis_memory_pct was added in three files (docs/ARCHITECTURE.md): the contract's
+    default and argument spec, and the health role's Redis part. A threshold below the stack's real use makes the
+    redis_memory check warn with that threshold; the contract's default (80 %) leaves it ok."""
+    result = run("health-check", extravars={"health_sections": ["redis"], "health_fail_on_critical": False,
+                                            "marketplace_threshold_redis_memory_pct": 0.0001})
+    assert_no_traceback(result)
+    memory = check_by_name(result.report, "redis_memory")
+    assert memory["status"] == "warning" and memory["threshold"]["warning"] == 0.0001, memory
+    assert memory["value"] > 0.0001 and memory["component"] == "redis"
+    again = run("health-check", extravars={"health_sections": ["redis"], "health_fail_on_critical": False})
+    default = check_by_name(again.report, "redis_memory")
+    assert default["status"] == "ok" and default["threshold"]["warning"] == 80, default
+    bad = run("health-check", extravars={"health_sections": ["redis"], "marketplace_threshold_redis_memory_pct": "lots"})
+    assert bad.rc != 0 and "marketplace_threshold_redis_memory_pct" in bad.stdout
+    assert_no_traceback(bad)
+
+
 def _traffic(url: str, faults_every: int, stop: threading.Event | None = None, total: int | None = None) -> tuple:
     """Requests to /api/health with every faults_every-th one to /api/fault/500; returns (sent, 5xx seen)."""
     sent = errors = 0
