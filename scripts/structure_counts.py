@@ -76,7 +76,7 @@ def _strings(node):
 def _jinja_scalars(path: Path):
     """Source line count of every scalar that holds a Jinja statement (folded scalars lose their lines once parsed)."""
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506 - SafeLoader subclass
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=Loader)
     except yaml.YAMLError:
         return
     stack = [root] if root is not None else []
@@ -107,7 +107,8 @@ def count(root: Path, only: str | None = None) -> dict[str, int]:
     role_glob = f"{only}/" if only and only != "playbooks" else "*/"
     roles_root = root / "roles" if only != "playbooks" else root / "no-roles"
     plays_root = root / "playbooks" if only in (None, "playbooks") else root / "no-playbooks"
-    files = sorted(roles_root.glob(role_glob + "tasks/**/*.yml")) + sorted(roles_root.glob(role_glob + "handlers/*.yml"))
+    files = [*sorted(roles_root.glob(role_glob + "tasks/**/*.yml")),
+             *sorted(roles_root.glob(role_glob + "handlers/*.yml"))]
     task_files = {p: _load(p) for p in files}
     plays = {p: _load(p) for p in sorted(plays_root.glob("*.yml"))}
     task_lists = [doc for doc in task_files.values() if isinstance(doc, list)]
@@ -122,7 +123,8 @@ def count(root: Path, only: str | None = None) -> dict[str, int]:
                 totals["set_fact"] += 1
             if _is_command_compose(task):
                 totals["docker_compose_cmd"] += 1
-    vars_files = sorted(roles_root.glob(role_glob + "vars/*.yml")) + sorted(roles_root.glob(role_glob + "defaults/*.yml"))
+    vars_files = [*sorted(roles_root.glob(role_glob + "vars/*.yml")),
+                  *sorted(roles_root.glob(role_glob + "defaults/*.yml"))]
     for path in list(task_files) + list(plays) + vars_files:
         totals["jinja_blocks_gt10"] += sum(1 for lines in _jinja_scalars(path) if lines > 10)
     for path in sorted(roles_root.glob(role_glob + "**/*")):
@@ -155,7 +157,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     root = Path(args.root).resolve()
     if args.by_role:
-        names = sorted(p.name for p in (root / "roles").iterdir() if p.is_dir()) + ["playbooks"]
+        names = [*sorted(p.name for p in (root / "roles").iterdir() if p.is_dir()), "playbooks"]
         print(f"{'':16}" + "".join(f"{k[:10]:>11}" for k in count(root, "playbooks")))
         for name in names:
             print(f"{name:16}" + "".join(f"{v:11}" for v in count(root, name).values()))

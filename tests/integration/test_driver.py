@@ -22,7 +22,7 @@ def test_runbook_cli_runs_the_health_check_and_prints_the_report(stack_env):
     proc = subprocess.run([RUNBOOK, "run", "health-check", "-i", "inventory/demo"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Judge every section: ok" in proc.stdout  # per-task progress
+    assert "Combine the sections' checks; overall status, severity and summary: ok" in proc.stdout  # per-task progress
     line = next(x for x in proc.stdout.splitlines() if "report [demo]:" in x)
     path = Path(line.split("report [demo]:")[1].split(" (")[0].strip())
     report = json.loads(path.read_text())

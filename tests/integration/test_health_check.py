@@ -157,7 +157,8 @@ def test_a_new_threshold_reaches_the_check(stack_env):
     again = run("health-check", extravars={"health_sections": ["redis"], "health_fail_on_critical": False})
     default = check_by_name(again.report, "redis_memory")
     assert default["status"] == "ok" and default["threshold"]["warning"] == 80, default
-    bad = run("health-check", extravars={"health_sections": ["redis"], "marketplace_threshold_redis_memory_pct": "lots"})
+    bad = run("health-check", extravars={"health_sections": ["redis"],
+                                         "marketplace_threshold_redis_memory_pct": "lots"})
     assert bad.rc != 0 and "marketplace_threshold_redis_memory_pct" in bad.stdout
     assert_no_traceback(bad)
 
