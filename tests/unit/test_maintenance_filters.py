@@ -144,8 +144,9 @@ def test_prune_described_and_done():
     assert rec["actions"][0] == {"name": mf.PRUNE_ACTION, "changed": False, "detail":
                                  "check mode: would remove 2 dangling image(s) (2.0 MiB), the build cache (1.0 MiB); "
                                  "never volumes; rerun without --check"}
-    pruned = {"changed": True, "images": [{"Deleted": "sha256:a"}, {"Deleted": "sha256:parent"}], "images_space_reclaimed": 2 * 1048576,
-              "builder_cache_space_reclaimed": 1048576, "containers": ["x"], "networks": []}
+    pruned = {"changed": True, "images": [{"Deleted": "sha256:a"}, {"Deleted": "sha256:parent"}],
+              "images_space_reclaimed": 2 * 1048576, "builder_cache_space_reclaimed": 1048576,
+              "containers": ["x"], "networks": []}
     opts = {**OPTIONS, "containers": True, "networks": True}
     rec = mf.maintenance_prune_record(BEFORE, pruned, opts, True, NOT_ACTING, HOW)
     assert rec["actions"][0]["changed"] is True
