@@ -175,11 +175,21 @@ def test_failed_builds_are_the_results_without_an_image():
     assert df.deploy_failed_builds(None) == []
 
 
-def test_release_images_found_by_tag():
+def test_release_images_found_by_tag_and_how_they_got_there():
     images = [{"Id": N, "RepoTags": ["nginx:1.25"]}, {"Id": B, "RepoTags": ["em/backend:1.0.1", "em/backend:x"]}]
-    out = df.deploy_release_images(images, {"backend": "em/backend", "worker": "em/worker"}, "1.0.1", "pulled")
-    assert out["found"] == {"backend": {"image": "em/backend:1.0.1", "image_id": B}}
+    release = {"backend": "em/backend", "worker": "em/worker"}
+    out = df.deploy_release_images(images, release, "1.0.1", True, "pull")
+    assert out["found"] == {"backend": {"image": "em/backend:1.0.1", "image_id": B}} and out["changed"] is False
     assert out["detail"] == "em/backend:1.0.1 = sha256:bbbbbbbbbbbb (pulled)"
+    built = [{"changed": False}, {"skipped": True}]
+    assert df.deploy_release_images(images, release, "1.0.1", True, "build", built)["detail"].endswith(
+        "(built (unchanged, from cache))")
+    built = [{"changed": True}]
+    assert df.deploy_release_images(images, release, "1.0.1", True, "build", built)["detail"].endswith(
+        "(built (new image))")
+    again = df.deploy_release_images(images, release, "1.0.1", False, "build", [{"skipped": True}], [{"changed": True}])
+    assert again["changed"] is True and again["detail"].endswith("(recorded image re-tagged)")
+    assert df.deploy_release_images([], release, "1.0.1", False, "local")["detail"] == " (present)"
 
 
 # --- the gate --------------------------------------------------------------------------------------------------

@@ -235,17 +235,25 @@ def deploy_failed_builds(results):
     return [r for r in results or [] if not r.get("skipped") and "image" not in r]
 
 
-def deploy_release_images(images, release_images, version, how):
-    """The images the gate expects ({service: {image, image_id}}) among docker_image_info's ``images``, and the
-    action's detail (``how`` they got there)."""
+def deploy_release_images(images, release_images, version, fresh, source, built=None, repinned=None):
+    """The images the gate expects ({service: {image, image_id}}) among docker_image_info's ``images``, whether
+    the step changed anything (an image built anew or a recorded image re-tagged: the ``results`` of those loops)
+    and the action's detail (what was found, and how it got there)."""
     found = {}
     for svc, repo in (release_images or {}).items():
         tag = "%s:%s" % (repo, version)
         img = next((i for i in images or [] if tag in (i.get("RepoTags") or [])), None)
         if img:
             found[svc] = {"image": tag, "image_id": img.get("Id")}
+    changed = any(r.get("changed") for r in (built or []) + (repinned or []))
+    if fresh and source == "build":
+        how = "built (%s)" % ("new image" if changed else "unchanged, from cache")
+    elif source == "pull":
+        how = "pulled"
+    else:
+        how = "recorded image re-tagged" if changed else "present"
     detail = ", ".join("%s = %s" % (i["image"], (i["image_id"] or "")[:19]) for i in found.values())
-    return {"found": found, "detail": "%s (%s)" % (detail, how)}
+    return {"found": found, "changed": changed, "detail": "%s (%s)" % (detail, how)}
 
 
 def _container_problem(c):
