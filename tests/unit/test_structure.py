@@ -216,3 +216,45 @@ def test_the_module_lists_are_found():
     """The lists the play test relies on are read from library/ (a silent empty list would pass everything)."""
     assert {"postgres_admin", "postgres_health", "backup_dump"} <= POSTGRES_MODULES
     assert {"redis_keys", "redis_health"} <= REDIS_MODULES
+
+
+# --- the contract itself --------------------------------------------------------------------------------------
+def _contract():
+    defaults = _load(ROLES / CONTRACT / "defaults" / "main.yml") or {}
+    options = _load(ROLES / CONTRACT / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    return defaults, options
+
+
+DERIVED = {"marketplace_postgres_login", "marketplace_redis_login", "marketplace_compose_options",
+           "marketplace_secrets"}
+
+
+def test_the_contract_declares_every_variable_once_with_type_and_default():
+    defaults, options = _contract()
+    assert set(options) == set(defaults) - DERIVED | {k for k, v in options.items() if v.get("required")}
+    for name, spec in options.items():
+        assert spec.get("type") and spec.get("description"), name
+        if spec.get("required"):
+            assert name not in defaults, f"{name} is required: no default"
+        else:
+            assert spec.get("default") == defaults[name], f"{name}: argument spec and defaults disagree"
+
+
+def test_every_contract_variable_the_roles_and_playbooks_read_is_declared():
+    defaults, options = _contract()
+    declared = set(defaults) | set(options)
+    read = {}
+    files = [p for role in RUNBOOK_ROLES for p in _role_files(role)] + sorted(PLAYBOOKS.glob("*.yml"))
+    for path in files:
+        texts = [path.read_text()] if path.suffix == ".j2" else list(_strings(_load(path)))
+        for text in texts:
+            for name in _names(text):
+                if name.startswith("marketplace_"):
+                    read.setdefault(name, str(path.relative_to(ROOT)))
+    undeclared = {n: f for n, f in read.items() if n not in declared}
+    assert not undeclared, f"declare these in roles/{CONTRACT}: {undeclared}"
+    unused = declared - set(read) - DERIVED - {"marketplace_stack_env_file", "marketplace_project_root"}
+    # read only by the contract's own derived values or by the inventory
+    contract_text = (ROLES / CONTRACT / "defaults" / "main.yml").read_text()
+    unused = {n for n in unused if not re.search(rf"{{{{[^}}]*\b{n}\b", contract_text)}
+    assert not unused, f"declared but read by no role or playbook: {sorted(unused)}"
