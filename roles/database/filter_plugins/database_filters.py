@@ -2,8 +2,21 @@
 slow-query lines it prints. Plain data in, plain data out (tests/unit/test_database_filters.py)."""
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
+from pathlib import Path
+
+from ansible import constants as C
+
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[3] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
+_jinja = _module_utils("marketplace_jinja")
 
 _WS = re.compile(r"\s+")
 
@@ -12,12 +25,7 @@ def _d(value) -> Mapping:
     return value if isinstance(value, Mapping) else {}
 
 
-def _truncate(text, length: int, end: str = "...", leeway: int = 5) -> str:
-    """Jinja's truncate filter (killwords=False, the default leeway of 5)."""
-    text = str(text)
-    if len(text) <= length + leeway:
-        return text
-    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+_truncate = _jinja.truncate
 
 
 def database_summary(pg, active_queries=None) -> str:

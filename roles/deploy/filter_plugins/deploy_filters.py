@@ -18,6 +18,7 @@ _spec = importlib.util.spec_from_file_location("marketplace_controller", next((
     if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
 _spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
 _module_utils = _loader.module_utils
+_jinja = _module_utils("marketplace_jinja")
 
 
 def deploy_version_error(value, name="version"):
@@ -48,18 +49,11 @@ def deploy_redact(text, values):
 # files gather, act and report. The texts are the ones the role printed before, word for word.
 
 # jinja2's truncate with Ansible's defaults (leeway 5): the role's texts were cut with it.
-TRUNCATE_LEEWAY = 5
 # How the role drives compose (the plan and the report name it).
 COMPOSE_MODULE = "community.docker.docker_compose_v2"
 
 
-def _truncate(text, length, killwords=False, end="..."):
-    text = str(text)
-    if len(text) <= length + TRUNCATE_LEEWAY:
-        return text
-    if killwords:
-        return text[: length - len(end)] + end
-    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+_truncate = _jinja.truncate
 
 
 def _or(value, fallback):

@@ -17,7 +17,20 @@
 # records two (incident_recovery_record takes the time).
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
+from pathlib import Path
+
+from ansible import constants as C
+
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[3] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
+_jinja = _module_utils("marketplace_jinja")
 
 
 class IncidentInputError(ValueError):
@@ -33,54 +46,22 @@ def _list(value):
     return list(value) if isinstance(value, (list, tuple)) else []
 
 
-def _int(value, default=0):
-    """Jinja's `| int`: a number, a numeric string, else the default."""
-    if isinstance(value, bool):
-        return int(value)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return default
+_int = _jinja.to_int
 
 
-def _float(value, default=0.0):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
+_float = _jinja.to_float
 
 
-def _bool(value):
-    """Ansible's `| bool`."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.strip().lower() in ("yes", "on", "1", "true", "y", "t")
-    return value in (1, 1.0)
+_bool = _jinja.to_bool
 
 
-def _s(value):
-    """Jinja's `~`."""
-    return "%s" % (value,)
+_s = _jinja.text
 
 
-def _truncate(text, length=255, end="...", leeway=5):
-    """Jinja's `| truncate(length)` (word boundary, the default leeway of 5)."""
-    text = _s(text)
-    if len(text) <= length + leeway:
-        return text
-    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+_truncate = _jinja.truncate
 
 
-def _unique(values):
-    out = []
-    for value in values:
-        if value not in out:
-            out.append(value)
-    return out
+_unique = _jinja.unique
 
 
 def _severity_status(severity, levels):

@@ -6,9 +6,22 @@ Every filter takes what the step's tasks registered and returns plain data in th
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
+
+from ansible import constants as C
+
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[3] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
+_jinja = _module_utils("marketplace_jinja")
 
 GIB = 1073741824
 MIB = 1048576
@@ -19,9 +32,8 @@ ANALYZE_ACTION = "ANALYZE the database (acts every run)"
 
 
 def _truncate(text, length=200, end="..."):
-    """Jinja's truncate(length, true) with its default leeway of 5."""
-    text = str(text)
-    return text if len(text) <= length + 5 else text[: length - len(end)] + end
+    """Jinja's truncate(length, true): cut at the length, not at a word."""
+    return _jinja.truncate(text, length, True, end)
 
 
 def _level(value, warning, critical):
@@ -233,12 +245,7 @@ def maintenance_analyze_record(plan, analyzed, apply, database, not_acting, how)
 
 
 # --- monthly ----------------------------------------------------------------------------------------------------
-def _unique(items):
-    out = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
+_unique = _jinja.unique
 
 
 def maintenance_listener_checks(tcp, udp, expected, loopback):

@@ -2,25 +2,30 @@
 # daemon would be started, the checks and the status). The task files gather, act and report.
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
+from ansible import constants as C
+
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[3] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
+_jinja = _module_utils("marketplace_jinja")
+
+
 # jinja2's truncate leeway (Ansible's default): the role's texts were cut with it.
-TRUNCATE_LEEWAY = 5
 # compose_status' lists of the services that are not up.
 DOWN_KEYS = ("missing", "exited", "restarting", "unhealthy")
 
 
-def _truncate(text, length, end="..."):
-    text = str(text)
-    if len(text) <= length + TRUNCATE_LEEWAY:
-        return text
-    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+_truncate = _jinja.truncate
 
 
-def _unique(items):
-    out = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
+_unique = _jinja.unique
 
 
 def recover_assess(docker, compose, expected_services):

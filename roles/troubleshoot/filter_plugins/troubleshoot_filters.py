@@ -8,10 +8,23 @@ Ansible, Docker or a database (tests/unit/test_troubleshoot_filters.py).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Mapping
 from numbers import Number
+from pathlib import Path
+
+from ansible import constants as C
+
+# module_utils/<name>.py on the controller, through its one loader module_utils/marketplace_controller.py: beside
+# this plugin in the repository, else in a module_utils path ansible is configured with.
+_spec = importlib.util.spec_from_file_location("marketplace_controller", next((
+    p for d in (Path(__file__).resolve().parents[3] / "module_utils", *(C.DEFAULT_MODULE_UTILS_PATH or ()))
+    if (p := Path(d, "marketplace_controller.py")).is_file()), "(not found)/marketplace_controller.py"))
+_spec.loader.exec_module(_loader := importlib.util.module_from_spec(_spec))
+_module_utils = _loader.module_utils
+_jinja = _module_utils("marketplace_jinja")
 
 MIB = 1048576
 BAD = ("warning", "critical")
@@ -29,47 +42,23 @@ LONG_RUNNING_STATES = ["active", "idle in transaction", "idle in transaction (ab
 
 
 # --- small helpers: the Jinja semantics the task files used ---------------------------------------------------
-def _s(value) -> str:
-    """Jinja's `~`: str() of anything (None is 'None')."""
-    return str(value)
+_s = _jinja.text
 
 
-def _truncate(text, length: int, end: str = "...", leeway: int = 5) -> str:
-    """Jinja's truncate filter (killwords=False, the default leeway of 5)."""
-    text = _s(text)
-    if len(text) <= length + leeway:
-        return text
-    return text[: length - len(end)].rsplit(" ", 1)[0] + end
+_truncate = _jinja.truncate
 
 
-def _int(value, default: int = 0) -> int:
-    """Jinja's int filter."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError):
-            return default
+_int = _jinja.to_int
 
 
-def _float(value, default: float = 0.0) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
+_float = _jinja.to_float
 
 
 def _is_number(value) -> bool:
     return isinstance(value, Number)
 
 
-def _unique(items) -> list:
-    out = []
-    for item in items:
-        if item not in out:
-            out.append(item)
-    return out
+_unique = _jinja.unique
 
 
 def _ran(result) -> bool:
