@@ -15,6 +15,8 @@ import jinja2.nodes
 import pytest
 import yaml
 
+from devtools.modules import load_utils
+
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
 PLAYBOOKS = ROOT / "playbooks"
@@ -142,12 +144,17 @@ def test_roles_find_roles_through_ansible(role):
 
 
 @pytest.mark.parametrize("role", RUNBOOK_ROLES)
-def test_roles_never_read_the_raw_confirm(role):
+def test_roles_never_read_the_raw_confirm_or_another_public_extra_var(role):
+    """The playbook maps `confirm` (and every other public extra var) to the role's own variable; a public name that
+    is itself the role's (restore_into) is the role's variable."""
+    public = {name for names in load_utils("marketplace_inputs").PLAYBOOK_INPUTS.values() for name in names}
+    assert "confirm" in public and "version" in public
     found = []
     for path in _role_files(role, ("tasks", "handlers", "vars", "defaults")):
-        if any("confirm" in _names(text) for text in _strings(_load(path))):
-            found.append(str(path.relative_to(ROOT)))
-    assert not found, f"roles read {role}_confirm (the playbook maps confirm to it), never `confirm`: " \
+        read = {n for text in _strings(_load(path)) for n in _names(text) & public if not n.startswith(role + "_")}
+        if read:
+            found.append(f"{path.relative_to(ROOT)}: {sorted(read)}")
+    assert not found, f"roles read {role}_confirm / {role}_<input> (the playbook maps the extra vars to them): " \
         + ", ".join(found)
 
 
