@@ -1,10 +1,11 @@
 # The `validate_inputs` task (first task of every playbook), run in the controller's ansible process: reads the
 # playbook's public extra vars from the play's variables and checks them with module_utils/marketplace_inputs.py.
 # library/validate_inputs.py keeps the documentation (and runs where this action is not configured, checking only
-# the values it is given).
+# the values it is given). It also records when the run started (fact report_started, read by the report role).
 from __future__ import annotations
 
 import importlib.util
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ansible import constants as C
@@ -53,5 +54,7 @@ class ActionModule(ActionBase):
         if errors:
             result.update(failed=True, errors=errors, inputs={}, msg=inputs.refusal(playbook, errors))
             return result
-        result.update(changed=False, inputs=normalised)
+        # The run starts here (the first task of every playbook): its report's start time, as a fact.
+        started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        result.update(changed=False, inputs=normalised, ansible_facts={"report_started": started})
         return result

@@ -44,7 +44,19 @@ inputs:
   description: The checked values, normalised (booleans as booleans, lists as lists), for the names given.
   returned: success
   type: dict
+ansible_facts:
+  description: Facts set for the rest of the play.
+  returned: success
+  type: dict
+  contains:
+    report_started:
+      description: When the run started (this task is the first of every playbook), ISO 8601 UTC; the report role
+        writes it as the report's start time.
+      type: str
+      sample: "2026-12-03T19:45:00Z"
 """
+
+from datetime import UTC, datetime
 
 from ansible.module_utils.marketplace_inputs import refusal, task_argument_spec, validate_inputs
 from ansible.module_utils.marketplace_module import MarketplaceModule
@@ -59,7 +71,8 @@ def main():
     normalised, errors = validate_inputs(module.params["playbook"], module.params["values"] or {})
     if errors:
         module.fail_json(msg=refusal(module.params["playbook"], errors), errors=errors, inputs={})
-    module.exit_json(changed=False, inputs=normalised)
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    module.exit_json(changed=False, inputs=normalised, ansible_facts={"report_started": started})
 
 
 if __name__ == "__main__":

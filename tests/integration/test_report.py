@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 import os
 import stat
+from datetime import datetime
 from pathlib import Path
 
 from tests.helpers.playbooks import assert_no_traceback, raw_artifacts, run
 
 REPORT_TASK = "Write the run report on the controller"
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(microsecond=0)
 
 
 def test_cache_status_report_is_written_by_the_action(stack_env, tmp_path):
@@ -38,6 +43,10 @@ def test_cache_status_report_is_written_by_the_action(stack_env, tmp_path):
     assert (base / "demo-latest.json").read_text() == path.read_text()
     assert report == result.report and report["playbook"] == "cache-status" and report["host"] == "demo"
     assert report["check_mode"] is False and report["checks"] and "redis" in report
+    # The run's start is the fact the first task (validate_inputs) records; the report is written later.
+    [first] = result.task_results("Check the extra vars (bad input stops here, before anything runs)")
+    assert report["started"] == first["res"]["ansible_facts"]["report_started"]
+    assert _time(report["started"]) <= _time(report["finished"])
     assert path.with_suffix(".md").read_text().startswith("# cache-status on demo: ")
 
     # The contract's secrets (marketplace_secrets: the Redis and PostgreSQL passwords here) are always redacted
