@@ -62,6 +62,9 @@ BAD = {
     "troubleshoot-memory": {"marketplace_redis_port": 0, "troubleshoot_sample_seconds": -1},
     "troubleshoot-cpu": {"marketplace_db_port": 0, "troubleshoot_sample_seconds": -1},
     "ssl-renew": {"confirm": "maybe"},
+    # ssl-check takes no public input (an unknown extra var such as confirm is not its business): a contract value
+    # of the wrong type, refused by the contract role's argument spec.
+    "ssl-check": {"marketplace_tls_port": "none"},
     "emergency-security-breach": {"block_ips": "::ffff:127.0.0.1"},
 }
 DEFAULT_BAD = {"confirm": "maybe", "marketplace_db_port": 0, "marketplace_redis_port": 0}
